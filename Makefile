@@ -1,0 +1,29 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install pinned versions.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CORES   ?= 2
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[real,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	@if [ -f Snakefile ] && grep -q '^rule all' Snakefile; then \
+		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default; \
+	else \
+		echo "make demo: the workflow is not built yet (issue 4); 'make test' runs the algorithm tests."; exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV)
