@@ -1,0 +1,41 @@
+"""A task = the prompts to train on, the proxy reward that is optimised, and the gold metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+Reward = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
+Gold = Callable[[torch.Tensor, Sequence[str]], dict[str, float]]
+
+
+@dataclass
+class Task:
+    """Prompts, the proxy reward (images in [0, 1], prompts) -> (B,), and set-level gold metrics."""
+
+    prompts: list[str]
+    reward: Reward
+    gold: Gold
+
+
+def build_nano_task(options: dict[str, Any]) -> Task:
+    """The nano task: colour x shape prompts, a nano proxy reward, gold from a density of real renders."""
+    from eval.nano import PROXIES, NanoGold
+    from guard.backbones.nano import prompts
+
+    name = options["reward"]
+    if name not in PROXIES:
+        raise ValueError(f"unknown nano reward {name!r}; choose one of {sorted(PROXIES)}")
+    return Task(prompts(), PROXIES[name], NanoGold.fit(**options.get("gold", {})).score)
+
+
+TASKS: dict[str, Callable[[dict[str, Any]], Task]] = {"nano": build_nano_task}
+
+
+def build_task(backbone_name: str, options: dict[str, Any]) -> Task:
+    """The task for a backbone's domain (the nano backbone has its own task)."""
+    if backbone_name not in TASKS:
+        raise ValueError(f"no task defined for backbone {backbone_name!r}; known: {sorted(TASKS)}")
+    return TASKS[backbone_name](options)

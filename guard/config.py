@@ -1,0 +1,146 @@
+"""The trainer's configuration: a typed dataclass with a help string per field and cross-field checks.
+
+A method variant is the name ``variant`` (guard.ratio.VARIANTS), never a code fork. The workflow's
+YAML holds the same keys; ``load_config`` fills defaults and names any unknown or bad key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from guard.ratio import VARIANTS
+from guard.schedule import SCHEDULES
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot run; the message names the key and what to fix."""
+
+
+def _help(text: str, default: Any = None, factory: Any = None) -> Any:
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class TrainConfig:
+    """GRPO training of one variant on one backbone and task; effective batch = prompts x group size."""
+
+    variant: str = _help("method: flowgrpo, dancegrpo, temp_reweight, mean_revised, rationorm, grpo_guard", "grpo_guard")
+    seed: int = _help("seed of the prompt draw, rollout noise and minibatch order", 0)
+    iterations: int = _help("RL iterations (one rollout each)", 120)
+    # sampler
+    sampler: str = _help("SDE sampler: flowgrpo (a sqrt(t/(1-t))) or dancegrpo (constant eta)", "flowgrpo")
+    num_steps: int = _help("denoising steps T of a training rollout", 10)
+    shift: float = _help("flow time shift of the grid", 3.0)
+    noise_level: float = _help("a of Flow-GRPO or eta of DanceGRPO", 0.7)
+    trained_steps: int = _help("how many steps of a rollout are trained (Flow-GRPO: first 9 of 10)", 9)
+    trainable_steps: int = _help("steps eligible for training; trained_steps of them drawn per sample if < this", 9)
+    shared_group_noise: bool = _help("group members share the initial noise (DanceGRPO)", False)
+    decode_x0_hat: bool = _help("decode x0_hat = x - t v at the last step instead of the final latent (DanceGRPO)", False)
+    # batch
+    prompts_per_iteration: int = _help("distinct prompts drawn per rollout", 2)
+    group_size: int = _help("images per prompt (one group)", 8)
+    minibatches: int = _help("minibatches (= optimizer steps) per pass over a rollout", 2)
+    inner_epochs: int = _help("passes over each rollout; optimizer steps per rollout = minibatches x inner_epochs", 1)
+    # objective
+    clip_eps: float = _help("symmetric PPO clip range of the ratio", 1e-4)
+    kl_beta: float = _help("weight of the KL to the reference policy (0 = no KL)", 0.0)
+    bias_reduction: str = _help("b per sample (paper) or one scalar per step (batch, as the public script)", "sample")
+    adv_std: str = _help("advantage denominator: group std or global (all rewards of the rollout)", "group")
+    adv_std_eps: float = _help("added to the std of the advantage denominator", 1e-4)
+    adv_clip: float = _help("advantages are clipped to +-adv_clip", 5.0)
+    drop_zero_advantage: bool = _help("drop samples whose advantage is exactly 0 before training", True)
+    # optimiser
+    lr: float = _help("AdamW learning rate", 1e-4)
+    weight_decay: float = _help("AdamW weight decay", 1e-4)
+    adam_betas: tuple[float, float] = _help("AdamW betas", (0.9, 0.999))
+    grad_clip: float = _help("max global grad norm per optimizer step", 1.0)
+    ema_decay: float = _help("EMA decay cap; decay = min((1 + n) / (10 + n), cap)", 0.9)
+    ema_every: int = _help("optimizer steps between EMA updates", 8)
+    # evaluation and logging
+    eval_every: int = _help("iterations between evaluations (and at start and end)", 20)
+    eval_per_prompt: int = _help("images per evaluation prompt (fixed seeds)", 16)
+    eval_steps: int = _help("deterministic (ODE) steps in evaluation", 10)
+    eval_seed: int = _help("seed of the evaluation noise (same for every run)", 1234)
+    checkpoint_every: int = _help("iterations between checkpoints", 20)
+    histogram_iterations: list[int] = _help("iterations whose raw per-sample log-ratios are saved", factory=list)
+    log_step_grad_norm: bool = _help("log the gradient norm of each step's loss (one grad copy per step)", True)
+    # domain
+    backbone: dict[str, Any] = _help("backbone name and its options", factory=lambda: {"name": "nano"})
+    task: dict[str, Any] = _help("proxy reward name and gold metrics", factory=lambda: {"reward": "composition"})
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(self.adam_betas)
+        checks = [
+            (self.variant in VARIANTS, "variant", f"one of {sorted(VARIANTS)}"),
+            (self.sampler in SCHEDULES, "sampler", f"one of {sorted(SCHEDULES)}"),
+            (self.bias_reduction in ("sample", "batch"), "bias_reduction", "'sample' or 'batch'"),
+            (self.adv_std in ("group", "global"), "adv_std", "'group' or 'global'"),
+            (0 < self.trained_steps <= self.trainable_steps <= self.num_steps, "trained_steps",
+             "0 < trained_steps <= trainable_steps <= num_steps"),
+            (self.group_size >= 2, "group_size", ">= 2 (advantages are relative within a group)"),
+            (self.prompts_per_iteration >= 1 and self.iterations >= 1, "prompts_per_iteration", ">= 1"),
+            (1 <= self.minibatches <= self.prompts_per_iteration * self.group_size, "minibatches",
+             "between 1 and prompts_per_iteration x group_size"),
+            (self.inner_epochs >= 1, "inner_epochs", ">= 1"),
+            (self.clip_eps > 0 and self.lr > 0, "clip_eps", "> 0 (and lr > 0)"),
+            (self.kl_beta >= 0, "kl_beta", ">= 0"),
+            (self.eval_every >= 1 and self.checkpoint_every >= 1 and self.ema_every >= 1, "eval_every", ">= 1"),
+            ("name" in self.backbone, "backbone", "a mapping with a 'name'"),
+            ("reward" in self.task, "task", "a mapping with a 'reward'"),
+        ]
+        for ok, key, need in checks:
+            if not ok:
+                raise ConfigError(f"config key {key!r} must be {need}; got {getattr(self, key)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for YAML and JSON)."""
+        out = asdict(self)
+        out["adam_betas"] = list(self.adam_betas)
+        return out
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig, naming unknown keys."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
+    try:
+        return TrainConfig(**data)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+
+
+def resolve_variant(experiment: dict[str, Any], variant: str) -> dict[str, Any]:
+    """Experiment shape {train: {...}, variants: {name: {overrides}}} -> the keys of one variant.
+
+    A variant entry may name a registered method with ``variant:`` (a preset such as
+    ``grpo_guard_public``); otherwise its own name is the method.
+    """
+    variants = experiment.get("variants") or {}
+    if variant not in variants:
+        raise ConfigError(f"variant {variant!r} is not declared under 'variants'; declared: {sorted(variants)}")
+    return {**experiment.get("train", {}), "variant": variant, **(variants[variant] or {})}
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML config (TrainConfig keys, or an experiment with train + variants) and apply overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    overrides = dict(overrides or {})
+    if "train" in data:
+        data = resolve_variant(data, overrides.pop("variant", data["train"].get("variant", "grpo_guard")))
+    return config_from_dict({**data, **overrides})

@@ -1,0 +1,67 @@
+"""Rollouts: SDE sampling that stores x_k, mu_old and log p for every step, and ODE sampling for evaluation.
+
+The stored means and log-probs are the old policy's: no extra forward pass is needed for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from guard.backbone import Backbone
+from guard.schedule import SDESchedule
+from guard.sde import SDE_MEANS, gaussian_log_prob, ode_step, sde_sample
+
+
+@dataclass
+class Trajectory:
+    """A batch of SDE trajectories: latents x_0..x_T (B, T+1, ...), means (B, T, ...), log-probs (B, T)."""
+
+    latents: torch.Tensor
+    means: torch.Tensor
+    log_probs: torch.Tensor
+    final: torch.Tensor
+
+
+def initial_noise(batch: int, shape: tuple[int, ...], generator: torch.Generator, group_size: int = 1) -> torch.Tensor:
+    """x_T ~ N(0, I); with group_size > 1 each consecutive group of samples shares one draw."""
+    noise = torch.randn((batch // group_size, *shape), generator=generator)
+    return noise.repeat_interleave(group_size, dim=0)
+
+
+def step_mean(backbone: Backbone, sched: SDESchedule, x: torch.Tensor, k: torch.Tensor, cond: Any, reference: bool = False) -> torch.Tensor:
+    """mu_k(x) of the policy (or the reference) for per-sample step indices k (B,), in fp32."""
+    velocity = backbone.reference_velocity if reference else backbone.velocity
+    v = velocity(x, sched.t[k], cond).float()
+    return SDE_MEANS[sched.kind](x.float(), v, sched.t[k], sched.h[k], sched.sigma[k])
+
+
+@torch.no_grad()
+def sample_sde(backbone: Backbone, sched: SDESchedule, cond: Any, x: torch.Tensor, generator: torch.Generator,
+               decode_x0_hat: bool = False) -> Trajectory:
+    """Run the SDE from x_T = x over every step, storing what training needs."""
+    batch = x.shape[0]
+    latents, means, log_probs = [x.float()], [], []
+    x0_hat = x
+    for k in range(sched.num_steps):
+        v = backbone.velocity(latents[-1], sched.t[k].expand(batch), cond).float()
+        mean = SDE_MEANS[sched.kind](latents[-1], v, sched.t[k], sched.h[k], sched.sigma[k])
+        x_next = sde_sample(mean, sched.s[k], torch.randn(mean.shape, generator=generator))
+        log_probs.append(gaussian_log_prob(x_next, mean, sched.s[k]))
+        if decode_x0_hat and k == sched.num_steps - 1:
+            x0_hat = latents[-1] - sched.t[k] * v
+        latents.append(x_next)
+        means.append(mean)
+    final = x0_hat if decode_x0_hat else latents[-1]
+    return Trajectory(torch.stack(latents, 1), torch.stack(means, 1), torch.stack(log_probs, 1), final)
+
+
+@torch.no_grad()
+def sample_ode(backbone: Backbone, t_grid: torch.Tensor, cond: Any, x: torch.Tensor) -> torch.Tensor:
+    """Deterministic Euler sampling over t_grid (evaluation)."""
+    for k in range(len(t_grid) - 1):
+        t = t_grid[k].expand(x.shape[0])
+        x = ode_step(x, backbone.velocity(x, t, cond).float(), t_grid[k], t_grid[k + 1])
+    return x

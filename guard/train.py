@@ -1,0 +1,304 @@
+"""The GRPO trainer, one loop for every backbone and variant.
+
+Per iteration: draw prompts (K-repeat), roll out the SDE storing x_k, mu_old and log p, score the
+images, compute group-relative advantages, then take ``minibatches x inner_epochs`` optimizer
+steps; each step sums the per-denoising-step losses of guard.loss over the trained steps. The first
+minibatch of a rollout is exactly on-policy (ratio 1); the ratio statistics the paper plots come
+from the later ones (column ``update`` > 0 in ``steps.jsonl``).
+
+Outputs in the run folder: config.yaml, train.jsonl (per iteration), steps.jsonl (per iteration,
+update and denoising step), eval.jsonl (proxy and gold on fixed seeds, EMA weights),
+logratios.jsonl (raw per-sample log-ratios at chosen iterations), samples/iter_*.png,
+checkpoints/ (atomic, resumable), final.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from eval.tasks import Task
+from guard.advantages import group_advantages
+from guard.backbone import Backbone
+from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json_atomic
+from guard.config import ConfigError, TrainConfig, load_config
+from guard.ema import EMA
+from guard.loss import grpo_step_loss
+from guard.prompts import KRepeatSampler
+from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
+from guard.rollout import Trajectory, initial_noise, sample_ode, sample_sde, step_mean
+from guard.schedule import SCHEDULES, SDESchedule, diffusers_flow_grid
+from guard.sde import gaussian_log_prob
+
+LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "logratios.jsonl")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A NaN or inf loss: training stops and the last good checkpoint is kept."""
+
+
+@dataclass
+class Batch:
+    """One rollout ready for training."""
+
+    prompts: list[str]
+    cond: Any
+    traj: Trajectory
+    advantages: torch.Tensor
+
+
+def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows to a JSON-lines file."""
+    with path.open("a") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+def truncate_jsonl(path: Path, before_iteration: int) -> None:
+    """Keep only rows logged before ``before_iteration`` (work a resumed run will redo is removed)."""
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] < before_iteration]
+        path.write_text("".join(row + "\n" for row in rows))
+
+
+def build_schedule(config: TrainConfig) -> SDESchedule:
+    """The training SDE schedule named by ``config.sampler``."""
+    return SCHEDULES[config.sampler](config.num_steps, config.shift, config.noise_level)
+
+
+def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample trained steps (B, trained): the first ones, or a random subset of the trainable ones."""
+    if config.trained_steps == config.trainable_steps:
+        return torch.arange(config.trained_steps).expand(batch, -1)
+    return torch.stack([torch.randperm(config.trainable_steps, generator=generator)[: config.trained_steps]
+                        for _ in range(batch)])
+
+
+class Trainer:
+    """Runs GRPO for one config into one output folder, resuming from its last checkpoint."""
+
+    def __init__(self, config: TrainConfig, backbone: Backbone, task: Task, out: Path) -> None:
+        self.config, self.backbone, self.task, self.out = config, backbone, task, Path(out)
+        self.variant = get_variant(config.variant)
+        self.sched = build_schedule(config)
+        self.params = [p for p in backbone.trainable_parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,
+                                           weight_decay=config.weight_decay)
+        self.ema = EMA(self.params, config.ema_decay, config.ema_every)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.sampler = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed)
+        self.start = 0
+
+    # --- set-up and resume ---------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the run folder, check the saved config, and resume from the latest checkpoint."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "samples").mkdir(exist_ok=True)
+        saved = self.out / "config.yaml"
+        current = self.config.to_dict()
+        if saved.is_file():
+            previous = yaml.safe_load(saved.read_text())
+            changed = {k: (previous.get(k), v) for k, v in current.items() if k != "iterations" and previous.get(k) != v}
+            if changed:
+                raise ConfigError(f"{self.out} holds a run with another config (key: (saved, new)) {changed}; "
+                                  "use a new output folder or delete this one")
+        saved.write_text(yaml.safe_dump(current, sort_keys=False))
+        folder = latest_checkpoint(self.out / "checkpoints")
+        if folder is not None:
+            state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
+            self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
+            self.start = state["iteration"]
+        for name in LOG_FILES:
+            truncate_jsonl(self.out / name, self.start)
+
+    def save(self, iteration: int) -> None:
+        """Checkpoint after ``iteration`` completed iterations."""
+        extra = {"ema_optimizer_steps": self.ema.optimizer_steps, "ema_updates": self.ema.updates}
+        save_checkpoint(self.out / "checkpoints", iteration, self.params, self.ema.shadow, self.optimizer,
+                        self.generator, extra)
+
+    # --- rollout -------------------------------------------------------------------------------
+    def rollout(self, iteration: int) -> tuple[Batch, dict[str, Any]]:
+        """Sample a group per prompt, score it, and compute advantages."""
+        c = self.config
+        t0 = time.perf_counter()
+        draw = self.sampler.draw(iteration)
+        prompts = draw.prompts
+        cond = self.backbone.encode(prompts)
+        group = c.group_size if c.shared_group_noise else 1
+        x = initial_noise(len(prompts), self.backbone.latent_shape, self.generator, group)
+        traj = sample_sde(self.backbone, self.sched, cond, x, self.generator, c.decode_x0_hat)
+        t1 = time.perf_counter()
+        rewards = self.task.reward(self.backbone.decode(traj.final), prompts).float()
+        t2 = time.perf_counter()
+        adv = group_advantages(rewards, torch.tensor(draw.group), c.adv_std, c.adv_std_eps, c.adv_clip)
+        row = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std(unbiased=False)),
+               "adv_abs_mean": float(adv.abs().mean()), "time_sample": t1 - t0, "time_reward": t2 - t1}
+        return Batch(prompts, cond, traj, adv), row
+
+    # --- update --------------------------------------------------------------------------------
+    def train_on(self, batch: Batch, iteration: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        """All optimizer steps on one rollout; returns iteration stats, per-step rows and histogram rows."""
+        c = self.config
+        keep = torch.nonzero(batch.advantages != 0).flatten() if c.drop_zero_advantage else torch.arange(len(batch.prompts))
+        step_rows, hist_rows, losses, norms = [], [], [], []
+        update = 0
+        for _ in range(c.inner_epochs):
+            order = keep[torch.randperm(len(keep), generator=self.generator)]
+            for mb in torch.tensor_split(order, c.minibatches):
+                if len(mb) == 0:
+                    continue
+                loss, rows, hist = self.minibatch_step(batch, mb, iteration, update)
+                losses.append(loss)
+                norms.append(self.optimizer_step())
+                step_rows += rows
+                hist_rows += hist
+                update += 1
+        stats = {"kept": len(keep), "updates": update,
+                 "loss": sum(losses) / max(len(losses), 1), "grad_norm": sum(norms) / max(len(norms), 1)}
+        return stats, step_rows, hist_rows
+
+    def minibatch_step(self, batch: Batch, mb: torch.Tensor, iteration: int, update: int) -> tuple[float, list, list]:
+        """Accumulate the gradients of every trained step of one minibatch."""
+        c, sched, traj = self.config, self.sched, batch.traj
+        cond = self.backbone.select(batch.cond, mb)
+        adv = batch.advantages[mb]
+        steps = trained_step_indices(len(mb), c, self.generator)
+        rows, hist, total = [], [], 0.0
+        previous_grad = self.flat_grad() if c.log_step_grad_norm else None
+        for j in range(steps.shape[1]):
+            k, rows_idx = steps[:, j], torch.arange(len(mb))
+            x, x_next = traj.latents[mb, k], traj.latents[mb, k + 1]
+            mu_old, lp_old = traj.means[mb, k], traj.log_probs[mb, k]
+            mu = step_mean(self.backbone, sched, x, k, cond)
+            mu_ref = step_mean(self.backbone, sched, x, k, cond, reference=True) if c.kl_beta > 0 else None
+            lp = gaussian_log_prob(x_next, mu, sched.s[k])
+            loss = torch.zeros(())
+            for step in torch.unique(k).tolist():
+                m = rows_idx[k == step]
+                out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
+                                     sched.h[step], sched.sigma[step], c.clip_eps, c.kl_beta,
+                                     None if mu_ref is None else mu_ref[m], c.bias_reduction)
+                loss = loss + out.loss * len(m) / len(mb)
+                rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),
+                             **{key: float(v) for key, v in out.diagnostics.items()}})
+                if iteration in c.histogram_iterations:
+                    hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m]))
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, step {int(k[0])}; "
+                    f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Lower lr or clip_eps, or check "
+                    "the reward for NaNs, then rerun to resume from it.")
+            (loss / steps.shape[1]).backward()
+            total += float(loss.detach())
+            if previous_grad is not None:
+                grad = self.flat_grad()
+                if len(torch.unique(k)) == 1:  # the increment is that one denoising step's gradient
+                    rows[-1]["step_grad_norm"] = float((grad - previous_grad).norm()) * steps.shape[1]
+                previous_grad = grad
+        return total / steps.shape[1], rows, hist
+
+    def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old) -> dict[str, Any]:
+        """Raw and normalised per-sample log-ratios of one step."""
+        s = self.sched.s[step]
+        raw = log_ratio(lp, lp_old).detach()
+        norm = normalised_log_ratio(raw, mean_bias(mu.detach(), mu_old, s, self.config.bias_reduction), s)
+        return {"iteration": iteration, "update": update, "step": step, "raw": raw.tolist(), "normalised": norm.tolist()}
+
+    def flat_grad(self) -> torch.Tensor:
+        """All parameter gradients as one vector (zeros where none yet)."""
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in self.params])
+
+    def optimizer_step(self) -> float:
+        """Clip, step, zero, update the EMA; returns the pre-clip grad norm."""
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.step()
+        return float(norm)
+
+    # --- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, iteration: int) -> dict[str, Any]:
+        """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights."""
+        c = self.config
+        prompts = [p for p in self.task.prompts for _ in range(c.eval_per_prompt)]
+        x = torch.randn((len(prompts), *self.backbone.latent_shape), generator=torch.Generator().manual_seed(c.eval_seed))
+        grid = diffusers_flow_grid(c.eval_steps, c.shift)
+        with self.ema.swapped_in():
+            images = self.backbone.decode(sample_ode(self.backbone, grid, self.backbone.encode(prompts), x))
+        row = {"iteration": iteration, "proxy": float(self.task.reward(images, prompts).mean()),
+               **self.task.gold(images, prompts)}
+        save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
+                   nrow=min(8, c.eval_per_prompt))
+        return row
+
+    # --- loop ----------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train to ``config.iterations``; returns the final evaluation."""
+        self.prepare()
+        c = self.config
+        for i in tqdm(range(self.start, c.iterations), initial=self.start, total=c.iterations,
+                      desc=f"{c.variant} seed {c.seed}", disable=None):
+            if i % c.eval_every == 0:
+                append_jsonl(self.out / "eval.jsonl", [self.evaluate(i)])
+            batch, row = self.rollout(i)
+            t0 = time.perf_counter()
+            stats, step_rows, hist_rows = self.train_on(batch, i)
+            row = {"iteration": i, **row, **stats, "time_update": time.perf_counter() - t0}
+            append_jsonl(self.out / "train.jsonl", [row])
+            append_jsonl(self.out / "steps.jsonl", step_rows)
+            if hist_rows:
+                append_jsonl(self.out / "logratios.jsonl", hist_rows)
+            if (i + 1) % c.checkpoint_every == 0:
+                self.save(i + 1)
+        if self.start < c.iterations or not (self.out / "final.json").is_file():
+            final = self.evaluate(c.iterations)
+            truncate_jsonl(self.out / "eval.jsonl", c.iterations)
+            append_jsonl(self.out / "eval.jsonl", [final])
+            self.save(c.iterations)
+            write_json_atomic(self.out / "final.json", final)
+        return json.loads((self.out / "final.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m guard.train --config CONFIG --out DIR [--variant V] [--seed N] [--iterations N]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="YAML file with TrainConfig keys")
+    parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    parser.add_argument("--variant", help="override the config's variant")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--iterations", type=int, help="override the config's iterations")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads; keep it at the job's cores (oversubscribed torch slows 100x)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # denormals slow CPU training and the nano gold fit 20-50x
+    overrides = {k: v for k, v in {"variant": args.variant, "seed": args.seed, "iterations": args.iterations}.items()
+                 if v is not None}
+    from eval.tasks import build_task
+    from guard.backbones import build_backbone
+
+    try:
+        config = load_config(args.config, overrides)
+        torch.manual_seed(config.seed)
+        trainer = Trainer(config, build_backbone(config.backbone), build_task(config.backbone["name"], config.task),
+                          Path(args.out))
+        final = trainer.run()
+    except (ConfigError, NonFiniteLossError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+    print(json.dumps(final))
+    return 0 if all(math.isfinite(v) for v in final.values() if isinstance(v, float)) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

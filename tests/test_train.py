@@ -1,0 +1,157 @@
+"""The GRPO trainer on a tiny nano backbone: schema, resume equivalence, NaN stop, learning, CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from eval.nano import NanoGold, composition
+from eval.tasks import Task
+from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain, prompts
+from guard.config import ConfigError, TrainConfig, load_config
+from guard.train import NonFiniteLossError, Trainer
+
+TINY = dict(width=64, cond_dim=32, depth=1, steps=300, batch=64, warmup=10)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.set_flush_denormal(True)  # as guard.train's CLI does: denormals slow these CPU fits 20-50x
+    path = tmp_path_factory.mktemp("nano") / "base.safetensors"
+    net, _ = load_or_pretrain(path, NanoConfig(**TINY))
+    return path, net, NanoGold.fit(n_per_prompt=300)
+
+
+def _trainer(tiny, out, reward=composition, **overrides):
+    _, net, gold = tiny
+    base = dict(iterations=4, eval_every=2, checkpoint_every=2, eval_per_prompt=2, histogram_iterations=[1],
+                prompts_per_iteration=2, group_size=4, minibatches=2)
+    return Trainer(TrainConfig(**{**base, **overrides}), NanoBackbone(net), Task(prompts(), reward, gold.score), out)
+
+
+def test_logging_schema(tiny, tmp_path):
+    final = _trainer(tiny, tmp_path).run()
+    train = pd.read_json(tmp_path / "train.jsonl", lines=True)
+    steps = pd.read_json(tmp_path / "steps.jsonl", lines=True)
+    ev = pd.read_json(tmp_path / "eval.jsonl", lines=True)
+    hist = pd.read_json(tmp_path / "logratios.jsonl", lines=True)
+    assert list(train.iteration) == [0, 1, 2, 3]
+    assert {"reward_mean", "reward_std", "loss", "grad_norm", "time_sample", "time_reward", "time_update"} <= set(train)
+    assert {"iteration", "update", "step", "log_ratio_mean", "log_ratio_std", "norm_log_ratio_mean",
+            "norm_log_ratio_std", "clip_pos_upper", "clip_neg_lower", "clip_pos_lower", "clip_neg_upper",
+            "step_grad_norm", "policy_shift_u", "approx_kl"} <= set(steps)
+    assert sorted(steps.step.unique()) == list(range(9))  # the first 9 of 10 steps are trained
+    # the first minibatch of a rollout is exactly on-policy
+    first = steps[steps["update"] == 0]
+    assert (first.log_ratio_mean == 0).all() and (first.log_ratio_std == 0).all()
+    # ... and the stored mu_old equals the training recomputation exactly (RatioNorm's identity needs it)
+    assert (first.policy_shift_u == 0).all() and (first.norm_log_ratio_mean == 0).all()
+    assert (steps[steps["update"] == 1].log_ratio_std > 0).any()
+    assert list(ev.iteration) == [0, 2, 4] and {"proxy", "loglik", "accuracy", "diversity"} <= set(ev)
+    assert final == json.loads((tmp_path / "eval.jsonl").read_text().splitlines()[-1])
+    assert set(hist.iteration) == {1} and sorted(hist.step.unique()) == list(range(9))
+    assert all(len(r) == len(n) >= 1 for r, n in zip(hist.raw, hist.normalised))
+    assert (tmp_path / "samples" / "iter_000004.png").is_file()
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["variant"] == "grpo_guard"
+
+
+class Kill(Exception):
+    """Stands for a job killed mid-iteration."""
+
+
+def _killing_reward(at_call: int):
+    calls = {"n": 0}
+
+    def reward(images, prompts_):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise Kill
+        return composition(images, prompts_)
+
+    return reward
+
+
+@pytest.mark.parametrize("variant", ["flowgrpo", "grpo_guard"])
+def test_killed_run_resumes_to_the_same_result(tiny, tmp_path, variant):
+    straight = _trainer(tiny, tmp_path / "a", variant=variant, lr=1e-3).run()
+    # rewards are called once per rollout and once per evaluation: the 6th call is iteration 3's rollout
+    with pytest.raises(Kill):
+        _trainer(tiny, tmp_path / "b", reward=_killing_reward(6), variant=variant, lr=1e-3).run()
+    assert json.loads((tmp_path / "b" / "checkpoints" / "latest").read_text())["checkpoint"] == "ckpt-000002"
+    resumed = _trainer(tiny, tmp_path / "b", variant=variant, lr=1e-3)
+    assert resumed.run() == straight
+    assert resumed.start == 2
+    for name in ("train.jsonl", "eval.jsonl"):
+        a = pd.read_json(tmp_path / "a" / name, lines=True).drop(columns=[c for c in ("time_sample", "time_reward", "time_update")], errors="ignore")
+        b = pd.read_json(tmp_path / "b" / name, lines=True).drop(columns=[c for c in ("time_sample", "time_reward", "time_update")], errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    def nan_reward(images, prompts_):
+        r = composition(images, prompts_)
+        return r * float("nan") if nan_reward.calls == 5 else r
+
+    def counting(images, prompts_):
+        nan_reward.calls += 1
+        return nan_reward(images, prompts_)
+
+    nan_reward.calls = 0
+    trainer = _trainer(tiny, tmp_path, reward=counting, drop_zero_advantage=False)
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        trainer.run()
+    assert json.loads((tmp_path / "checkpoints" / "latest").read_text())["checkpoint"] == "ckpt-000002"
+    assert not (tmp_path / "final.json").exists()
+
+
+def test_changed_config_in_an_existing_run_is_refused(tiny, tmp_path):
+    _trainer(tiny, tmp_path, iterations=2).run()
+    with pytest.raises(ConfigError, match="clip_eps"):
+        _trainer(tiny, tmp_path, iterations=2, clip_eps=0.5).run()
+
+
+def test_short_run_raises_the_proxy(tiny, tmp_path):
+    trainer = _trainer(tiny, tmp_path, variant="flowgrpo", iterations=30, lr=3e-3, eval_every=30,
+                       checkpoint_every=30, histogram_iterations=[], clip_eps=1e-2, group_size=8, minibatches=4)
+    trainer.run()
+    ev = pd.read_json(tmp_path / "eval.jsonl", lines=True)
+    train = pd.read_json(tmp_path / "train.jsonl", lines=True)
+    assert ev.proxy.iloc[-1] > ev.proxy.iloc[0] + 0.02
+    assert train.reward_mean.tail(10).mean() > train.reward_mean.head(10).mean()
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="variant"):
+        TrainConfig(variant="ppo")
+    with pytest.raises(ConfigError, match="trained_steps"):
+        TrainConfig(trained_steps=11)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variant: grpo_guard\nclip_epsilon: 0.1\n")
+    with pytest.raises(ConfigError, match="clip_epsilon"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_runs_a_config_end_to_end(tiny, tmp_path):
+    weights, _, _ = tiny
+    config = {"iterations": 2, "eval_every": 2, "checkpoint_every": 2, "eval_per_prompt": 2, "group_size": 4,
+              "backbone": {"name": "nano", "weights": str(weights), "pretrain": TINY},
+              "task": {"reward": "composition", "gold": {"n_per_prompt": 300}}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "guard.train", "--config", str(path), "--out", str(out),
+                           "--variant", "rationorm"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["iteration"] == 2
+    assert yaml.safe_load((out / "config.yaml").read_text())["variant"] == "rationorm"
+    path.write_text("variant: nope\n")
+    bad = subprocess.run([sys.executable, "-m", "guard.train", "--config", str(path), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "variant" in bad.stderr
