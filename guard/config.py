@@ -69,7 +69,7 @@ class TrainConfig:
     eval_seed: int = _help("seed of the evaluation noise (same for every run)", 1234)
     checkpoint_every: int = _help("iterations between checkpoints", 20)
     histogram_iterations: list[int] = _help("iterations whose raw per-sample log-ratios are saved", factory=list)
-    log_step_grad_norm: bool = _help("log the gradient norm of each step's loss (one grad copy per step)", True)
+    step_grad_norm_every: int = _help("iterations between logs of each step's gradient norm (a grad copy per step; 0 = never)", 1)
     # domain
     backbone: dict[str, Any] = _help("backbone name and its options", factory=lambda: {"name": "nano"})
     task: dict[str, Any] = _help("proxy reward name and gold metrics", factory=lambda: {"reward": "composition"})

@@ -90,6 +90,7 @@ def grpo_step_loss(
         "norm_log_ratio_mean": normalised.mean(),
         "norm_log_ratio_std": normalised.std(unbiased=False),
         "approx_kl": 0.5 * (raw**2).mean(),
+        "bias_mean": b.mean(),  # E_eps[log r] = -b: the predicted shift of the raw log-ratio
         "policy_shift_u": policy_shift(mu.detach(), mu_old, s).mean(),
         "step_weight": weight.float().mean(),
         **clip_fractions(used, advantages, clip_eps),

@@ -86,8 +86,10 @@ def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Gener
 class Trainer:
     """Runs GRPO for one config into one output folder, resuming from its last checkpoint."""
 
-    def __init__(self, config: TrainConfig, backbone: Backbone, task: Task, out: Path) -> None:
+    def __init__(self, config: TrainConfig, backbone: Backbone, task: Task, out: Path,
+                 restart_on_change: bool = False) -> None:
         self.config, self.backbone, self.task, self.out = config, backbone, task, Path(out)
+        self.restart_on_change = restart_on_change
         self.variant = get_variant(config.variant)
         self.sched = build_schedule(config)
         self.params = [p for p in backbone.trainable_parameters() if p.requires_grad]
@@ -108,9 +110,11 @@ class Trainer:
         if saved.is_file():
             previous = yaml.safe_load(saved.read_text())
             changed = {k: (previous.get(k), v) for k, v in current.items() if k != "iterations" and previous.get(k) != v}
-            if changed:
+            if changed and not self.restart_on_change:
                 raise ConfigError(f"{self.out} holds a run with another config (key: (saved, new)) {changed}; "
-                                  "use a new output folder or delete this one")
+                                  "use a new output folder, delete this one, or pass --on-config-change restart")
+            if changed:
+                self.set_aside()
         saved.write_text(yaml.safe_dump(current, sort_keys=False))
         folder = latest_checkpoint(self.out / "checkpoints")
         if folder is not None:
@@ -119,6 +123,14 @@ class Trainer:
             self.start = state["iteration"]
         for name in LOG_FILES:
             truncate_jsonl(self.out / name, self.start)
+
+    def set_aside(self) -> None:
+        """Move a run made with another config to ``<out>.replaced-<n>`` (kept, not deleted) and start afresh."""
+        n = 1
+        while self.out.with_name(f"{self.out.name}.replaced-{n}").exists():
+            n += 1
+        self.out.rename(self.out.with_name(f"{self.out.name}.replaced-{n}"))
+        (self.out / "samples").mkdir(parents=True)
 
     def save(self, iteration: int) -> None:
         """Checkpoint after ``iteration`` completed iterations."""
@@ -174,7 +186,8 @@ class Trainer:
         adv = batch.advantages[mb]
         steps = trained_step_indices(len(mb), c, self.generator)
         rows, hist, total = [], [], 0.0
-        previous_grad = self.flat_grad() if c.log_step_grad_norm else None
+        track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
+        previous_grad = self.grads() if track else None
         for j in range(steps.shape[1]):
             k, rows_idx = steps[:, j], torch.arange(len(mb))
             x, x_next = traj.latents[mb, k], traj.latents[mb, k + 1]
@@ -201,9 +214,10 @@ class Trainer:
             (loss / steps.shape[1]).backward()
             total += float(loss.detach())
             if previous_grad is not None:
-                grad = self.flat_grad()
+                grad = self.grads()
                 if len(torch.unique(k)) == 1:  # the increment is that one denoising step's gradient
-                    rows[-1]["step_grad_norm"] = float((grad - previous_grad).norm()) * steps.shape[1]
+                    delta = torch._foreach_norm(torch._foreach_sub(grad, previous_grad))
+                    rows[-1]["step_grad_norm"] = float(torch.stack(delta).norm()) * steps.shape[1]
                 previous_grad = grad
         return total / steps.shape[1], rows, hist
 
@@ -214,9 +228,9 @@ class Trainer:
         norm = normalised_log_ratio(raw, mean_bias(mu.detach(), mu_old, s, self.config.bias_reduction), s)
         return {"iteration": iteration, "update": update, "step": step, "raw": raw.tolist(), "normalised": norm.tolist()}
 
-    def flat_grad(self) -> torch.Tensor:
-        """All parameter gradients as one vector (zeros where none yet)."""
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in self.params])
+    def grads(self) -> list[torch.Tensor]:
+        """A copy of every parameter gradient (zeros where none yet)."""
+        return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in self.params]
 
     def optimizer_step(self) -> float:
         """Clip, step, zero, update the EMA; returns the pre-clip grad norm."""
@@ -278,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", help="override the config's variant")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--iterations", type=int, help="override the config's iterations")
+    parser.add_argument("--on-config-change", choices=["error", "restart"], default="error",
+                        help="a run folder made with another config: refuse, or move it aside and start over")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads; keep it at the job's cores (oversubscribed torch slows 100x)")
     args = parser.parse_args(argv)
@@ -292,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, overrides)
         torch.manual_seed(config.seed)
         trainer = Trainer(config, build_backbone(config.backbone), build_task(config.backbone["name"], config.task),
-                          Path(args.out))
+                          Path(args.out), restart_on_change=args.on_config_change == "restart")
         final = trainer.run()
     except (ConfigError, NonFiniteLossError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")

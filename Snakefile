@@ -1,0 +1,24 @@
+# grpo-guard: train every variant x seed, then tables, figures and a report.
+#   snakemake --cores 2 --workflow-profile workflow/profiles/default                (nano default)
+#   snakemake --cores 2 --workflow-profile workflow/profiles/default --configfile workflow/config/<exp>.yaml
+#   snakemake --report results/<exp>/report.html
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "workflow/config/nano.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/analysis.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,34 @@
+"""``python -m guard.backbones --config EXPERIMENT.yaml``: prepare the base model of an experiment.
+
+For the nano backbone this pretrains the velocity net once and caches it at ``backbone.weights``;
+a real backbone checks its local weights folder. Prints the backbone's latent shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from guard.backbones import build_backbone
+from guard.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="experiment or TrainConfig YAML")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    try:
+        config = load_config(args.config)
+        backbone = build_backbone(config.backbone)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"{config.backbone['name']}: latent shape {tuple(backbone.latent_shape)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
