@@ -41,17 +41,18 @@ def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
                 "Final evaluation (EMA weights, fixed seeds): proxy, gold metrics and Average(gold) vs the base model; mean ± std over seeds.")
     matched = matched_proxy(evals, gold, base)
     matched.to_csv(out / "matched_proxy_runs.csv", index=False)
-    at = matched.groupby(["variant", "fraction"]).avg_gold.agg(["mean", lambda x: x.std(ddof=0)]).unstack("fraction")
-    at.columns = [f"{'mean' if stat == 'mean' else 'std'}_f{frac:g}" for stat, frac in at.columns]
-    ablation = settings.get("ablation", list(final.index))
-    present = [v for v in ablation if v in final.index]
-    abl = pd.concat([final.loc[present, ["seeds", "proxy", "avg_gold", "proxy_std", "avg_gold_std"]],
-                     at.reindex(present)], axis=1)
-    abl.to_csv(out / "ablation_raw.csv")
-    levels = matched.groupby("fraction").proxy_level.first()
+    present = [v for v in settings.get("ablation", list(final.index)) if v in final.index]
+    abl = final.loc[present, ["seeds", "proxy", "avg_gold", "proxy_std", "avg_gold_std"]]
     cells = formatted(abl, ["proxy", "avg_gold"])
-    for f, level in levels.items():
-        cells[f"avg_gold @ proxy {level:.3f}"] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(abl[f"mean_f{f:g}"], abl[f"std_f{f:g}"])]
+    for (f, level), part in matched.groupby(["fraction", "proxy_level"]):
+        stats = part.groupby("variant").avg_gold.agg(["mean", lambda x: x.std(ddof=0), "size"]).reindex(present)
+        stats.columns = ["mean", "std", "runs"]
+        abl = abl.assign(**{f"avg_gold_at_{f:g}": stats["mean"], f"avg_gold_at_{f:g}_std": stats["std"],
+                            f"runs_at_{f:g}": stats["runs"]})
+        cells[f"avg_gold @ proxy {level:.3f}"] = [
+            "not reached" if pd.isna(m) else f"{m:.3f} ± {s:.3f} ({n:.0f} runs)"
+            for m, s, n in zip(stats["mean"], stats["std"], stats["runs"])]
+    abl.to_csv(out / "ablation_raw.csv")
     write_table(cells, str(out / "ablation"),
                 "Ablation: final proxy and Average(gold), and Average(gold) where each run's proxy first reaches the same levels (matched proxy).")
     steps = read_runs(runs, "steps.jsonl", settings["variants"])

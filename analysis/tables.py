@@ -96,7 +96,8 @@ def matched_proxy(evals: pd.DataFrame, names: Sequence[str], base: Mapping[str, 
             iteration = float((1 - w) * run.iteration.iloc[i - 1] + w * run.iteration.iloc[i])
             rows.append({"variant": variant, "seed": seed, "fraction": f, "proxy_level": level,
                          "iteration": iteration, **gold, "avg_gold": average_gold(gold, base, names)})
-    return pd.DataFrame(rows)
+    columns = ["variant", "seed", "fraction", "proxy_level", "iteration", *names, "avg_gold"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def write_table(table: pd.DataFrame, stem: str, caption: str) -> None:

@@ -59,6 +59,8 @@ rule base:
     benchmark:
         f"{RESULTS}/benchmarks/base.tsv"
     threads: res("base", "threads", 1)
+    conda:
+        "../environment.yml"
     resources:
         runtime=res("base", "runtime", 30),
         mem_mb=res("base", "mem_mb", 4000),
@@ -80,6 +82,8 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{variant}}_seed{{seed}}.tsv"
     threads: res("train", "threads", 1)
+    conda:
+        "../environment.yml"
     resources:
         runtime=res("train", "runtime", 60),
         mem_mb=res("train", "mem_mb", 4000),
