@@ -22,8 +22,8 @@ demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/nano/report.html
 	@echo "report:  results/nano/report.html"
-	@echo "tables:  results/nano/tables/ (main.md, ablation.md, step_diagnostics.csv, ...)"
-	@echo "figures: results/nano/figures/"
+	@echo "tables:  results/nano/tables/main.md, results/nano/nano/composition/tables/ (ablation.md, step_diagnostics.csv, ...)"
+	@echo "figures: results/nano/nano/composition/figures/"
 
 clean:
 	rm -rf $(VENV)

@@ -1,4 +1,12 @@
-"""``python -m analysis {tables,figures} --runs results/<exp> --config <experiment.yaml> --out DIR``."""
+"""Tables, figures and the summary table of an experiment.
+
+python -m analysis tables  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
+python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
+python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
+
+``analysis.yaml`` (written by the workflow): gold metric names, the baseline / normalised pair of
+the histograms, the ablation rows, the setting's variants and each variant's clip range.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,6 @@ import yaml
 
 from analysis import figures
 from analysis.runs import read_runs, run_folders
-from guard.config import config_from_dict, resolve_variant
 from analysis.tables import (PAPER_GOLD, PAPER_MAIN, base_metrics, final_rows, formatted, matched_proxy,
                              paper_average_gold, summarise, with_average_gold, write_table)
 
@@ -29,7 +36,7 @@ def load(runs: Path, settings: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, 
 
 
 def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
-    """Main, ablation, matched-proxy, per-step diagnostics and the paper's table."""
+    """The main table: final proxy, gold metrics and Average(gold) per variant, and the base row."""
     out.mkdir(parents=True, exist_ok=True)
     evals, base, gold = load(runs, settings)
     columns = ["proxy", *gold, "avg_gold"]
@@ -39,30 +46,43 @@ def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
     main.to_csv(out / "main_raw.csv")
     write_table(formatted(main, columns), str(out / "main"),
                 "Final evaluation (EMA weights, fixed seeds): proxy, gold metrics and Average(gold) vs the base model; mean ± std over seeds.")
+
+
+def comparison(runs: Path, settings: dict[str, Any], name: str, out: Path) -> None:
+    """Final proxy and Average(gold), and Average(gold) at proxy levels every compared variant reaches."""
+    out.mkdir(parents=True, exist_ok=True)
+    evals, base, gold = load(runs, settings)
+    variants = settings["comparisons"][name]
+    evals = evals[evals.variant.isin(variants)]
+    final = summarise(final_rows(evals), ["proxy", *gold, "avg_gold"]).reindex([v for v in variants if v in set(evals.variant)])
+    stem = out / name
     matched = matched_proxy(evals, gold, base)
-    matched.to_csv(out / "matched_proxy_runs.csv", index=False)
-    present = [v for v in settings.get("ablation", list(final.index)) if v in final.index]
-    abl = final.loc[present, ["seeds", "proxy", "avg_gold", "proxy_std", "avg_gold_std"]]
-    cells = formatted(abl, ["proxy", "avg_gold"])
+    matched.to_csv(f"{stem}_matched_runs.csv", index=False)
+    table = final[["seeds", "proxy", "avg_gold", "proxy_std", "avg_gold_std"]]
+    cells = formatted(table, ["proxy", "avg_gold"])
     for (f, level), part in matched.groupby(["fraction", "proxy_level"]):
-        stats = part.groupby("variant").avg_gold.agg(["mean", lambda x: x.std(ddof=0), "size"]).reindex(present)
+        stats = part.groupby("variant").avg_gold.agg(["mean", lambda x: x.std(ddof=0), "size"]).reindex(final.index)
         stats.columns = ["mean", "std", "runs"]
-        abl = abl.assign(**{f"avg_gold_at_{f:g}": stats["mean"], f"avg_gold_at_{f:g}_std": stats["std"],
-                            f"runs_at_{f:g}": stats["runs"]})
+        table = table.assign(**{f"avg_gold_at_{f:g}": stats["mean"], f"avg_gold_at_{f:g}_std": stats["std"],
+                                f"proxy_level_{f:g}": level, f"runs_at_{f:g}": stats["runs"]})
         cells[f"avg_gold @ proxy {level:.3f}"] = [
             "not reached" if pd.isna(m) else f"{m:.3f} ± {s:.3f} ({n:.0f} runs)"
             for m, s, n in zip(stats["mean"], stats["std"], stats["runs"])]
-    abl.to_csv(out / "ablation_raw.csv")
-    write_table(cells, str(out / "ablation"),
-                "Ablation: final proxy and Average(gold), and Average(gold) where each run's proxy first reaches the same levels (matched proxy).")
+    table.to_csv(f"{stem}_raw.csv")
+    write_table(cells, str(stem), "Final proxy and Average(gold), and Average(gold) where each run's proxy first reaches "
+                "the same levels (matched proxy: fractions of the way from the base to the best proxy every compared "
+                "variant reaches on average).")
+
+
+def step_diagnostics(runs: Path, settings: dict[str, Any], out: Path) -> None:
+    """Per variant and denoising step, the off-policy ratio diagnostics, with the predicted shift -b."""
     steps = read_runs(runs, "steps.jsonl", settings["variants"])
     diag = figures.off_policy(steps).groupby(["variant", "step"])[STEP_COLUMNS].mean()
     diag["shift_over_std"] = diag.log_ratio_mean / diag.log_ratio_std
     diag["predicted_mean"] = -diag.bias_mean
     diag.to_csv(out / "step_diagnostics.csv")
-    paper = PAPER_MAIN.assign(avg_gold_recomputed=paper_average_gold().round(2))
-    write_table(paper.set_index(["backbone", "method"]), str(out / "paper_main"),
-                "The paper's main table with Average(gold) recomputed from its raw gold metrics.")
+    spread = diag.groupby("variant").step_grad_norm.agg(lambda g: g.max() / g.min() if g.notna().any() else float("nan"))
+    spread.rename("grad_norm_max_over_min").to_csv(out / "grad_norm_spread.csv")
 
 
 def make_figures(runs: Path, settings: dict[str, Any], out: Path) -> None:
@@ -88,18 +108,45 @@ def make_figures(runs: Path, settings: dict[str, Any], out: Path) -> None:
     figures.sample_grid_over_training(list(first_seed.items()), out / "samples_over_training")
 
 
+def summary(tables: list[Path], out: Path) -> None:
+    """One main table over every setting (rows keyed by backbone, task, variant) and the paper's table."""
+    out.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for path in tables:
+        setting = path.parent.parent  # results/<exp>/<backbone>/<task>/tables/main_raw.csv
+        frame = pd.read_csv(path, index_col=0).rename_axis("variant").reset_index()
+        frames.append(frame.assign(backbone=setting.parent.name, task=setting.name))
+    raw = pd.concat(frames, ignore_index=True).set_index(["backbone", "task", "variant"])
+    columns = [c for c in raw.columns if c != "seeds" and not c.endswith("_std") and f"{c}_std" in raw.columns]
+    write_table(formatted(raw, columns), str(out / "main"),
+                "Every setting: proxy, gold metrics and Average(gold) vs the backbone's base model; mean ± std over seeds.")
+    paper = PAPER_MAIN.assign(avg_gold_recomputed=paper_average_gold().round(2))
+    write_table(paper.set_index(["backbone", "method"]), str(out / "paper_main"),
+                "The paper's main table with Average(gold) recomputed from its raw gold metrics.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["tables", "figures"])
-    parser.add_argument("--runs", required=True, type=Path, help="results/<experiment> holding <variant>/seed<n>/")
-    parser.add_argument("--config", required=True, type=Path, help="the experiment YAML (its 'analysis' section)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["tables", "comparison", "figures", "summary"])
+    parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
+    parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
+    parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
+    parser.add_argument("--tables", type=Path, nargs="+", help="main_raw.csv of every setting (summary)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    experiment = yaml.safe_load(args.config.read_text())
-    resolved = {v: resolve_variant(experiment, v) for v in experiment["variants"]}
-    settings = {**experiment["analysis"], "variants": list(resolved),
-                "clip": {v: config_from_dict(c).clip_eps for v, c in resolved.items()}}
-    (tables if args.what == "tables" else make_figures)(args.runs, settings, args.out)
+    if args.what == "summary":
+        summary(args.tables, args.out)
+        return 0
+    if args.runs is None or args.settings is None:
+        parser.error(f"{args.what} needs --runs and --settings")
+    settings = yaml.safe_load(args.settings.read_text())
+    if args.what == "tables":
+        tables(args.runs, settings, args.out)
+        step_diagnostics(args.runs, settings, args.out)
+    elif args.what == "comparison":
+        comparison(args.runs, settings, args.name, args.out)
+    else:
+        make_figures(args.runs, settings, args.out)
     return 0
 
 

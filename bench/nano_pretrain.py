@@ -14,36 +14,9 @@ import time
 import torch
 
 from eval.nano import PROXIES, NanoGold, average_gold
-from guard.backbones.nano import (
-    NanoConfig,
-    VelocityNet,
-    flow_matching_loss,
-    load_or_pretrain,
-    prompts,
-    render,
-)
-
-
-def shifted(u: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
-    """SD3 time shift s(u) = shift u / (1 + (shift - 1) u)."""
-    return shift * u / (1 + (shift - 1) * u)
-
-
-def ode_grid(steps: int = 10) -> torch.Tensor:
-    """t = s(linspace(1, s(1/1000), steps)) followed by a final 0; (steps + 1,)."""
-    head = shifted(torch.linspace(1.0, float(shifted(torch.tensor(1e-3))), steps))
-    return torch.cat([head, torch.zeros(1)])
-
-
-@torch.no_grad()
-def euler_sample(
-    net: VelocityNet, ids: torch.Tensor, grid: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """x_{k+1} = x_k + (t_{k+1} - t_k) v(x_k, t_k) from x_0 ~ N(0, I) at t = 1."""
-    x = torch.randn((ids.shape[0], 3, 16, 16), generator=generator)
-    for t, t_next in zip(grid[:-1], grid[1:]):
-        x = x + (t_next - t) * net(x, t.expand(ids.shape[0]), ids)
-    return x
+from guard.backbones.nano import NanoBackbone, NanoConfig, flow_matching_loss, load_or_pretrain, prompts, render
+from guard.rollout import sample_ode
+from guard.schedule import diffusers_flow_grid
 
 
 def summarise(gold: NanoGold, images: torch.Tensor, names: list[str]) -> dict[str, float]:
@@ -54,7 +27,8 @@ def summarise(gold: NanoGold, images: torch.Tensor, names: list[str]) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cache", default="results/nano/backbone.safetensors")
+    parser.add_argument("--cache", default="results/bench/nano_base.safetensors")
+    parser.add_argument("--steps", type=int, default=NanoConfig().steps, help="pretraining steps")
     parser.add_argument("--per-prompt", type=int, default=100, help="samples per prompt")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
@@ -66,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     start = time.perf_counter()
-    net, stats = load_or_pretrain(args.cache, NanoConfig())
+    net, stats = load_or_pretrain(args.cache, NanoConfig(steps=args.steps))
     load_seconds = time.perf_counter() - start
 
     generator = torch.Generator().manual_seed(args.seed)
@@ -75,7 +49,9 @@ def main() -> None:
     with torch.no_grad():
         heldout_loss = float(flow_matching_loss(net, render(ids, generator), ids, generator))
     start = time.perf_counter()
-    samples = (euler_sample(net, ids, ode_grid(), generator) + 1).div(2).clamp(0, 1)
+    backbone = NanoBackbone(net)
+    noise = torch.randn((len(ids), *backbone.latent_shape), generator=generator)
+    samples = backbone.decode(sample_ode(backbone, diffusers_flow_grid(10, 3.0), ids, noise))
     sample_seconds = time.perf_counter() - start
     real = (render(ids, generator) + 1) / 2
 

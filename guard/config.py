@@ -53,6 +53,7 @@ class TrainConfig:
     bias_reduction: str = _help("b per sample (paper) or one scalar per step (batch, as the public script)", "sample")
     adv_std: str = _help("advantage denominator: group std or global (all rewards of the rollout)", "group")
     adv_std_eps: float = _help("added to the std of the advantage denominator", 1e-4)
+    adv_std_unbiased: bool = _help("unbiased (n - 1) std in the advantage denominator (DanceGRPO) instead of population", False)
     adv_clip: float = _help("advantages are clipped to +-adv_clip", 5.0)
     drop_zero_advantage: bool = _help("drop samples whose advantage is exactly 0 before training", True)
     # optimiser
@@ -117,20 +118,36 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError(str(err)) from err
 
 
-def resolve_variant(experiment: dict[str, Any], variant: str) -> dict[str, Any]:
-    """Experiment shape {train: {...}, variants: {name: {overrides}}} -> the keys of one variant.
+def grid_settings(experiment: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (backbone, task) settings of an experiment's ``grid``."""
+    return [(b, t) for b, tasks in experiment["grid"].items() for t in tasks]
 
-    A variant entry may name a registered method with ``variant:`` (a preset such as
-    ``grpo_guard_public``); otherwise its own name is the method.
+
+def resolve_run(experiment: dict[str, Any], variant: str, setting: str | None = None) -> dict[str, Any]:
+    """Trainer keys of one run: ``train``, then the setting's ``train``, then the variant's overrides.
+
+    Experiment shape: {train: {...}, grid: {backbone: {task: {train: {...}, variants: {name: {...}}}}}}.
+    ``setting`` is "backbone/task" (optional when the grid has one). A variant entry may name a
+    registered method with ``variant:`` (a preset such as ``grpo_guard_public``); otherwise its own
+    name is the method.
     """
-    variants = experiment.get("variants") or {}
+    settings = grid_settings(experiment)
+    if setting is None and len(settings) == 1:
+        backbone, task = settings[0]
+    elif setting is not None and tuple(setting.split("/", 1)) in settings:
+        backbone, task = setting.split("/", 1)
+    else:
+        raise ConfigError(f"pick a setting (backbone/task) of this experiment: {['/'.join(p) for p in settings]}; "
+                          f"got {setting!r}")
+    entry = experiment["grid"][backbone][task] or {}
+    variants = entry.get("variants") or {}
     if variant not in variants:
-        raise ConfigError(f"variant {variant!r} is not declared under 'variants'; declared: {sorted(variants)}")
-    return {**experiment.get("train", {}), "variant": variant, **(variants[variant] or {})}
+        raise ConfigError(f"variant {variant!r} is not declared for {backbone}/{task}; declared: {sorted(variants)}")
+    return {**experiment.get("train", {}), **(entry.get("train") or {}), "variant": variant, **(variants[variant] or {})}
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML config (TrainConfig keys, or an experiment with train + variants) and apply overrides."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, setting: str | None = None) -> TrainConfig:
+    """Read a YAML config (TrainConfig keys, or an experiment with a grid) and apply overrides."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -141,6 +158,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     overrides = dict(overrides or {})
-    if "train" in data:
-        data = resolve_variant(data, overrides.pop("variant", data["train"].get("variant", "grpo_guard")))
+    if "grid" in data:
+        data = resolve_run(data, overrides.pop("variant", data.get("train", {}).get("variant", "grpo_guard")), setting)
     return config_from_dict({**data, **overrides})

@@ -152,7 +152,7 @@ class Trainer:
         t1 = time.perf_counter()
         rewards = self.task.reward(self.backbone.decode(traj.final), prompts).float()
         t2 = time.perf_counter()
-        adv = group_advantages(rewards, torch.tensor(draw.group), c.adv_std, c.adv_std_eps, c.adv_clip)
+        adv = group_advantages(rewards, torch.tensor(draw.group), c.adv_std, c.adv_std_eps, c.adv_clip, c.adv_std_unbiased)
         row = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std(unbiased=False)),
                "adv_abs_mean": float(adv.abs().mean()), "time_sample": t1 - t0, "time_reward": t2 - t1}
         return Batch(prompts, cond, traj, adv), row
@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="YAML file with TrainConfig keys")
     parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
-    parser.add_argument("--variant", help="override the config's variant")
+    parser.add_argument("--variant", help="override the config's variant (a variant name of an experiment file)")
+    parser.add_argument("--setting", help="backbone/task of an experiment file whose grid has several")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--iterations", type=int, help="override the config's iterations")
     parser.add_argument("--on-config-change", choices=["error", "restart"], default="error",
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     from guard.backbones import build_backbone
 
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, args.setting)
         torch.manual_seed(config.seed)
         trainer = Trainer(config, build_backbone(config.backbone), build_task(config.backbone["name"], config.task),
                           Path(args.out), restart_on_change=args.on_config_change == "restart")

@@ -1,22 +1,40 @@
-import os
+# Stage 3: per setting, tables and figures from the run files; then the experiment's main table.
 
-# Stage 3: tables and figures from the run files; both go into the report with captions.
+
+rule analysis_config:
+    output:
+        f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
+    params:
+        settings=lambda w: analysis_settings(w.backbone, w.task),
+    log:
+        f"{RESULTS}/logs/configs/{{backbone}}_{{task}}_analysis.log",
+    threads: 1
+    resources:
+        runtime=1,
+        mem_mb=200,
+        gpus=0,
+    run:
+        write_yaml(output[0], params.settings)
 
 
 rule tables:
     input:
-        config=f"{RESULTS}/experiment.yaml",
-        runs=run_finals(),
+        settings=f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
+        runs=setting_finals,
     output:
-        report(expand(f"{RESULTS}/tables/{{t}}.md", t=TABLES), caption="../workflow/report/tables.rst", category="Tables"),
-        expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=TABLES, ext=["csv", "tex"]),
+        report(f"{RESULTS}/{{backbone}}/{{task}}/tables/main.md", caption="../workflow/report/tables.rst",
+               category="Tables", subcategory="{backbone} / {task}"),
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/main.csv",
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/main.tex",
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/main_raw.csv",
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/step_diagnostics.csv",
     params:
-        runs=lambda w, input: os.path.dirname(os.path.dirname(os.path.dirname(input.runs[0]))),
+        runs=lambda w, output: os.path.dirname(os.path.dirname(output[0])),
         out=lambda w, output: os.path.dirname(output[0]),
     log:
-        f"{RESULTS}/logs/tables.log",
+        f"{RESULTS}/logs/tables_{{backbone}}_{{task}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tables.tsv"
+        f"{RESULTS}/benchmarks/tables_{{backbone}}_{{task}}.tsv"
     threads: 1
     conda:
         "../environment.yml"
@@ -25,23 +43,52 @@ rule tables:
         mem_mb=res("analysis", "mem_mb", 4000),
         gpus=0,
     shell:
-        "python -m analysis tables --runs {params.runs} --config {input.config} --out {params.out} > {log} 2>&1"
+        "python -m analysis tables --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
+
+
+rule comparison:
+    input:
+        settings=f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
+        runs=setting_finals,
+    output:
+        report(f"{RESULTS}/{{backbone}}/{{task}}/tables/{{comparison}}.md", caption="../workflow/report/comparison.rst",
+               category="Tables", subcategory="{backbone} / {task}"),
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/{{comparison}}.csv",
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/{{comparison}}.tex",
+    params:
+        runs=lambda w, output: os.path.dirname(os.path.dirname(output[0])),
+        out=lambda w, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/comparison_{{backbone}}_{{task}}_{{comparison}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/comparison_{{backbone}}_{{task}}_{{comparison}}.tsv"
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("analysis", "runtime", 10),
+        mem_mb=res("analysis", "mem_mb", 4000),
+        gpus=0,
+    shell:
+        "python -m analysis comparison --name {wildcards.comparison} --runs {params.runs} --settings {input.settings}"
+        " --out {params.out} > {log} 2>&1"
 
 
 rule figures:
     input:
-        config=f"{RESULTS}/experiment.yaml",
-        runs=run_finals(),
+        settings=f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
+        runs=setting_finals,
     output:
-        report(expand(f"{RESULTS}/figures/{{f}}.png", f=FIGURES), caption="../workflow/report/figures.rst", category="Figures"),
-        expand(f"{RESULTS}/figures/{{f}}.pdf", f=FIGURES),
+        report(expand(f"{RESULTS}/{{{{backbone}}}}/{{{{task}}}}/figures/{{f}}.png", f=FIGURES),
+               caption="../workflow/report/figures.rst", category="Figures", subcategory="{backbone} / {task}"),
+        expand(f"{RESULTS}/{{{{backbone}}}}/{{{{task}}}}/figures/{{f}}.pdf", f=FIGURES),
     params:
-        runs=lambda w, input: os.path.dirname(os.path.dirname(os.path.dirname(input.runs[0]))),
+        runs=lambda w, output: os.path.dirname(os.path.dirname(output[0])),
         out=lambda w, output: os.path.dirname(output[0]),
     log:
-        f"{RESULTS}/logs/figures.log",
+        f"{RESULTS}/logs/figures_{{backbone}}_{{task}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/figures.tsv"
+        f"{RESULTS}/benchmarks/figures_{{backbone}}_{{task}}.tsv"
     threads: 1
     conda:
         "../environment.yml"
@@ -50,4 +97,29 @@ rule figures:
         mem_mb=res("analysis", "mem_mb", 4000),
         gpus=0,
     shell:
-        "python -m analysis figures --runs {params.runs} --config {input.config} --out {params.out} > {log} 2>&1"
+        "python -m analysis figures --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        [f"{RESULTS}/{b}/{t}/tables/main_raw.csv" for b, t in SETTINGS],
+    output:
+        report(f"{RESULTS}/tables/main.md", caption="../workflow/report/summary.rst", category="Tables"),
+        f"{RESULTS}/tables/main.csv",
+        f"{RESULTS}/tables/main.tex",
+        report(f"{RESULTS}/tables/paper_main.md", caption="../workflow/report/summary.rst", category="Tables"),
+        f"{RESULTS}/tables/paper_main.csv",
+        f"{RESULTS}/tables/paper_main.tex",
+    params:
+        out=lambda w, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("analysis", "runtime", 10),
+        mem_mb=res("analysis", "mem_mb", 4000),
+        gpus=0,
+    shell:
+        "python -m analysis summary --tables {input} --out {params.out} > {log} 2>&1"

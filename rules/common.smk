@@ -1,20 +1,19 @@
 # Targets and helpers computed from the validated config.
+import os
+
 import yaml
 
-from guard.config import config_from_dict, resolve_variant
+from guard.config import config_from_dict, grid_settings, resolve_run
 
 EXP = config["experiment"]
 RESULTS = f"results/{EXP}"
-VARIANTS = list(config["variants"])
 SEEDS = [int(s) for s in config["seeds"]]
+SETTINGS = grid_settings(config)  # (backbone, task) pairs
+RUNS = [(b, t, v) for b, t in SETTINGS for v in config["grid"][b][t]["variants"]]
 
-# Fail at load time, naming the key, if any variant does not resolve to a valid trainer config.
-for _variant in VARIANTS:
-    config_from_dict(resolve_variant(config, _variant))
-
-wildcard_constraints:
-    variant="|".join(VARIANTS),
-    seed=r"\d+",
+# Fail at load time, naming the key, if any run does not resolve to a valid trainer config.
+for _b, _t, _v in RUNS:
+    config_from_dict(resolve_run(config, _v, f"{_b}/{_t}"))
 
 
 def write_yaml(path, data):
@@ -28,22 +27,73 @@ def res(rule_name, key, default):
     return config.get("resources", {}).get(rule_name, {}).get(key, default)
 
 
-def base_weights():
-    """The base model file the train rules depend on (the nano backbone's cached pretraining)."""
-    return config["train"]["backbone"].get("weights", f"{RESULTS}/base/base.safetensors")
+def backbone_options(backbone):
+    """The backbone block of a backbone's first setting (every task of a backbone shares its base model)."""
+    task = next(t for b, t in SETTINGS if b == backbone)
+    return resolve_run(config, next(iter(config["grid"][backbone][task]["variants"])), f"{backbone}/{task}")["backbone"]
 
 
-def run_finals():
-    return expand(f"{RESULTS}/{{variant}}/seed{{seed}}/final.json", variant=VARIANTS, seed=SEEDS)
+def analysis_settings(backbone, task):
+    """What the analysis of one setting needs: gold names, the histogram pair, variants and their clip ranges."""
+    settings = {**config["analysis"], **(config["grid"][backbone][task].get("analysis") or {})}
+    variants = list(config["grid"][backbone][task]["variants"])
+    clip = {v: config_from_dict(resolve_run(config, v, f"{backbone}/{task}")).clip_eps for v in variants}
+    return {**settings, "variants": variants, "clip": clip}
 
 
-TABLES = ["main", "ablation", "paper_main"]
+def setting_finals(w):
+    variants = config["grid"][w.backbone][w.task]["variants"]
+    return expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/final.json", variant=variants, seed=SEEDS)
+
+
+# The prompt files a task reads from its `prompts` folder (Flow-GRPO's dataset/ layout), by reward.
+PROMPT_FILES = {
+    "geneval": ["train_metadata.jsonl", "test_metadata.jsonl"],
+    "ocr": ["train.txt", "test.txt"],
+    "pickscore": ["train.txt", "test.txt"],
+}
+
+
+def task_options(backbone, task):
+    variant = next(iter(config["grid"][backbone][task]["variants"]))
+    return resolve_run(config, variant, f"{backbone}/{task}")["task"]
+
+
+def prompt_files(backbone, task):
+    """Every prompt file of a setting's task (empty for tasks without a prompts folder, e.g. nano)."""
+    options = task_options(backbone, task)
+    if "prompts" not in options:
+        return []
+    return [os.path.join(options["prompts"], name) for name in PROMPT_FILES[options["reward"]]]
+
+
+def prompt_manifest(w):
+    """The train rule's dependency on the validated prompt files, where the task has them."""
+    return [f"{RESULTS}/prompts/{w.backbone}_{w.task}.json"] if prompt_files(w.backbone, w.task) else []
+
+
+def comparisons(backbone, task):
+    """Names of the setting's comparison tables (ablation, sampler pair, ...)."""
+    return list(analysis_settings(backbone, task).get("comparisons") or {})
+
+
 FIGURES = ["logratio_histograms", "logratio_per_step", "clip_fractions", "grad_norm", "training_curves",
            "gold_vs_proxy", "samples_over_training"]
 
 
 def all_targets():
+    per_setting = [f"{RESULTS}/{b}/{t}" for b, t in SETTINGS]
     return (
-        expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=TABLES, ext=["csv", "md", "tex"])
-        + expand(f"{RESULTS}/figures/{{f}}.{{ext}}", f=FIGURES, ext=["png", "pdf"])
+        [f"{d}/tables/main.{ext}" for d in per_setting for ext in ("csv", "md", "tex")]
+        + [f"{RESULTS}/{b}/{t}/tables/{c}.{ext}" for b, t in SETTINGS for c in comparisons(b, t) for ext in ("csv", "md", "tex")]
+        + [f"{d}/figures/{name}.{ext}" for d in per_setting for name in FIGURES for ext in ("png", "pdf")]
+        + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["main", "paper_main"], ext=["csv", "md", "tex"])
     )
+
+
+wildcard_constraints:
+    backbone="|".join(sorted({b for b, _ in SETTINGS})),
+    task="|".join(sorted({t for _, t in SETTINGS})),
+    variant="|".join(sorted({v for _, _, v in RUNS})),
+    seed=r"\d+",
+    comparison="|".join(sorted({c for b, t in SETTINGS for c in comparisons(b, t)})) or "none",

@@ -1,29 +1,14 @@
-# Stage 1: the experiment's resolved config and base model; stage 2: one training run per variant x seed.
+# Stage 1: resolved configs and the base model of each backbone; stage 2: one training run per
+# backbone x task x variant x seed.
 
 
-rule experiment_config:
+rule run_config:
     output:
-        f"{RESULTS}/experiment.yaml",
+        f"{RESULTS}/configs/{{backbone}}/{{task}}/{{variant}}.yaml",
     params:
-        experiment=config,
+        train=lambda w: resolve_run(config, w.variant, f"{w.backbone}/{w.task}"),
     log:
-        f"{RESULTS}/logs/experiment_config.log",
-    threads: 1
-    resources:
-        runtime=1,
-        mem_mb=200,
-        gpus=0,
-    run:
-        write_yaml(output[0], params.experiment)
-
-
-rule variant_config:
-    output:
-        f"{RESULTS}/configs/{{variant}}.yaml",
-    params:
-        train=lambda w: resolve_variant(config, w.variant),
-    log:
-        f"{RESULTS}/logs/configs/{{variant}}.log",
+        f"{RESULTS}/logs/configs/{{backbone}}_{{task}}_{{variant}}.log",
     threads: 1
     resources:
         runtime=1,
@@ -35,11 +20,11 @@ rule variant_config:
 
 rule base_config:
     output:
-        f"{RESULTS}/configs/base.yaml",
+        f"{RESULTS}/configs/{{backbone}}/base.yaml",
     params:
-        backbone=config["train"]["backbone"],
+        backbone=lambda w: backbone_options(w.backbone),
     log:
-        f"{RESULTS}/logs/configs/base.log",
+        f"{RESULTS}/logs/configs/{{backbone}}_base.log",
     threads: 1
     resources:
         runtime=1,
@@ -51,13 +36,13 @@ rule base_config:
 
 rule base:
     input:
-        f"{RESULTS}/configs/base.yaml",
+        f"{RESULTS}/configs/{{backbone}}/base.yaml",
     output:
-        base_weights(),
+        f"{RESULTS}/base/{{backbone}}.json",
     log:
-        f"{RESULTS}/logs/base.log",
+        f"{RESULTS}/logs/base_{{backbone}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/base.tsv"
+        f"{RESULTS}/benchmarks/base_{{backbone}}.tsv"
     threads: res("base", "threads", 1)
     conda:
         "../environment.yml"
@@ -66,21 +51,44 @@ rule base:
         mem_mb=res("base", "mem_mb", 4000),
         gpus=res("base", "gpus", 0),
     shell:
-        "python -m guard.backbones --config {input} --threads {threads} > {log} 2>&1"
+        "python -m guard.backbones --config {input} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule prompts_manifest:
+    input:
+        # only files that exist: a missing one reaches the CLI, whose error names it and where to get it
+        lambda w: [f for f in prompt_files(w.backbone, w.task) if os.path.exists(f)],
+    output:
+        f"{RESULTS}/prompts/{{backbone}}_{{task}}.json",
+    params:
+        files=lambda w: prompt_files(w.backbone, w.task),
+        format=lambda w: task_options(w.backbone, w.task)["reward"],
+    log:
+        f"{RESULTS}/logs/prompts_{{backbone}}_{{task}}.log",
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=5,
+        mem_mb=1000,
+        gpus=0,
+    shell:
+        "python -m guard.prompts manifest --task {params.format} --files {params.files} --out {output} > {log} 2>&1"
 
 
 rule train:
     input:
-        config=f"{RESULTS}/configs/{{variant}}.yaml",
-        base=base_weights(),
+        config=f"{RESULTS}/configs/{{backbone}}/{{task}}/{{variant}}.yaml",
+        base=f"{RESULTS}/base/{{backbone}}.json",
+        prompts=prompt_manifest,
     output:
-        f"{RESULTS}/{{variant}}/seed{{seed}}/final.json",
+        f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/final.json",
     params:
-        out=lambda w: f"{RESULTS}/{w.variant}/seed{w.seed}",
+        out=lambda w, output: os.path.dirname(output[0]),
     log:
-        f"{RESULTS}/logs/train/{{variant}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/train/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{variant}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.tsv"
     threads: res("train", "threads", 1)
     conda:
         "../environment.yml"

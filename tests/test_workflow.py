@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, dry run of the default, a seconds-long end-to-end run, report, incremental rerun."""
 
+import json
 import os
 import subprocess
 import sys
@@ -36,8 +37,19 @@ def test_dry_run_of_the_default_lists_every_run(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     counts = job_counts(done.stdout + done.stderr)
     # every variant x seed of workflow/config/nano.yaml, one base model, one analysis each
-    assert counts["train"] == 7 * 3 and counts["variant_config"] == 7
-    assert counts["base"] == 1 and counts["tables"] == 1 and counts["figures"] == 1
+    assert counts["train"] == 7 * 3 and counts["run_config"] == 7
+    assert counts["base"] == 1 and counts["tables"] == 1 and counts["figures"] == 1 and counts["summary"] == 1
+
+
+def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
+    done = snakemake("-n", "--cores", "2", "--configfile", str(ROOT / "workflow" / "config" / "paper.yaml"), cwd=tmp_path)
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text[-3000:]
+    counts = job_counts(text)
+    # SD3.5-M x {GenEval, OCR} x 5 methods + FLUX.1-dev x PickScore x 2 methods, one seed
+    assert counts["train"] == 12 and counts["base"] == 2 and counts["tables"] == 3 and counts["figures"] == 3
+    for run in ("sd35/geneval/grpo_guard/seed0", "sd35/ocr/mean_revised/seed0", "flux/pickscore/dancegrpo/seed0"):
+        assert f"results/paper/{run}/final.json" in text
 
 
 def test_broken_config_fails_at_load_naming_the_key(tmp_path):
@@ -55,12 +67,15 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
                      str(ROOT / "workflow" / "profiles" / "default"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     results = tmp_path / "results" / "tiny"
-    main = pd.read_csv(results / "tables" / "main.csv", index_col=0)
-    assert list(main.index) == ["base", "flowgrpo", "grpo_guard"]
+    main = pd.read_csv(results / "tables" / "main.csv", index_col=[0, 1, 2])
+    assert list(main.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
+    assert (results / "tables" / "paper_main.md").is_file()
+    setting = results / "nano" / "composition"
     for name in ("logratio_histograms", "grad_norm", "clip_fractions", "training_curves", "gold_vs_proxy"):
-        assert (results / "figures" / f"{name}.png").stat().st_size > 1000
-        assert (results / "figures" / f"{name}.pdf").is_file()
-    assert (results / "benchmarks" / "train" / "flowgrpo_seed0.tsv").is_file()
+        assert (setting / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (setting / "figures" / f"{name}.pdf").is_file()
+    assert (setting / "tables" / "ablation.tex").is_file()
+    assert (results / "benchmarks" / "train" / "nano_composition_flowgrpo_seed0.tsv").is_file()
     assert not any(p for p in tmp_path.iterdir() if p.name not in ("results", ".snakemake"))
     report = snakemake("--configfile", str(TINY), "--report", "results/tiny/report.html", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
@@ -70,6 +85,25 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
     # a changed variant reruns only that variant's runs and the analysis
     changed = tmp_path / "changed.yaml"
     changed.write_text(TINY.read_text().replace("grpo_guard: {clip_eps: 1.7e-4}", "grpo_guard: {clip_eps: 2.0e-4}"))
+    assert changed.read_text() != TINY.read_text()
     dry = snakemake("-n", "--cores", "2", "--configfile", str(changed), cwd=tmp_path)
     text = dry.stdout + dry.stderr
     assert "grpo_guard/seed0/final.json" in text and "flowgrpo/seed0/final.json" not in text.split("Job stats")[0]
+
+
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the public prompt sets are not at {SHARED}")
+def test_prompt_manifest_rule_on_the_real_files(tmp_path):
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "flow_grpo").symlink_to(SHARED / "flow_grpo", target_is_directory=True)
+    paper = str(ROOT / "workflow" / "config" / "paper.yaml")
+    done = snakemake("results/paper/prompts/flux_pickscore.json", "--cores", "1", "--configfile", paper, cwd=tmp_path)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    manifest = json.loads((tmp_path / "results/paper/prompts/flux_pickscore.json").read_text())
+    assert [f["n_records"] for f in manifest["files"]] == [25432, 2048]
+    # the OCR training file is not in the public copy here: the job fails naming it and its source
+    failed = snakemake("results/paper/prompts/sd35_ocr.json", "--cores", "1", "--configfile", paper, cwd=tmp_path)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "train.txt" in text and "flow_grpo" in text

@@ -7,10 +7,13 @@ a real backbone checks its local weights folder. Prints the backbone's latent sh
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import torch
 
 from guard.backbones import build_backbone
+from guard.checkpoint import write_json_atomic
 from guard.config import ConfigError, load_config
 
 
@@ -18,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="experiment or TrainConfig YAML")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", help="write a JSON marker (backbone options, latent shape) here when ready")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -26,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         backbone = build_backbone(config.backbone)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
-    print(f"{config.backbone['name']}: latent shape {tuple(backbone.latent_shape)}")
+    marker = {"backbone": config.backbone, "latent_shape": list(backbone.latent_shape)}
+    print(json.dumps(marker))
+    if args.out:
+        write_json_atomic(Path(args.out), marker)
     return 0
 
 
