@@ -36,16 +36,22 @@ def load(runs: Path, settings: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, 
 
 
 def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
-    """The main table: final proxy, gold metrics and Average(gold) per variant, and the base row."""
+    """The main table from the scored evaluation images: proxy, gold and Average(gold) per variant, and the base row."""
     out.mkdir(parents=True, exist_ok=True)
-    evals, base, gold = load(runs, settings)
+    gold = settings["gold"]
+    summary = Path("scores") / "summary.jsonl"
+    if not (runs / "base" / summary).is_file():
+        raise FileNotFoundError(f"{runs / 'base' / summary} is missing; run the sample_base and score rules")
+    base = pd.read_json(runs / "base" / summary, lines=True).iloc[0].to_dict()
     columns = ["proxy", *gold, "avg_gold"]
-    final = summarise(final_rows(evals), columns)
+    scored = with_average_gold(read_runs(runs, str(summary), settings["variants"]), base, gold)
+    final = summarise(scored, columns).reindex([v for v in settings["variants"] if v in set(scored.variant)])
     base_row = pd.DataFrame({"seeds": [0], **{c: [base.get(c, 1.0)] for c in columns}}, index=["base"])
     main = pd.concat([base_row.assign(**{f"{c}_std": 0.0 for c in columns}), final])
     main.to_csv(out / "main_raw.csv")
     write_table(formatted(main, columns), str(out / "main"),
-                "Final evaluation (EMA weights, fixed seeds): proxy, gold metrics and Average(gold) vs the base model; mean ± std over seeds.")
+                "Final evaluation (last checkpoint, EMA weights, fixed-seed images scored by the score rule): proxy, "
+                "gold metrics and Average(gold) vs the base model; mean ± std over seeds.")
 
 
 def comparison(runs: Path, settings: dict[str, Any], name: str, out: Path) -> None:

@@ -3,32 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Callable, Sequence
 
 import torch
 
 Reward = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
 Gold = Callable[[torch.Tensor, Sequence[str]], dict[str, float]]
+GoldPerImage = Callable[[torch.Tensor, Sequence[str]], dict[str, torch.Tensor]]
 
 
 @dataclass
 class Task:
-    """Prompts, the proxy reward (images in [0, 1], prompts) -> (B,), and set-level gold metrics."""
+    """Prompts, the proxy reward (images in [0, 1], prompts) -> (B,), and gold metrics per set and per image."""
 
     prompts: list[str]
     reward: Reward
     gold: Gold
+    gold_per_image: GoldPerImage
+
+
+@cache
+def _nano_gold(options: tuple[tuple[str, Any], ...]) -> Any:
+    """The nano gold density, fitted once per process and options (about 2 s)."""
+    from eval.nano import NanoGold
+
+    return NanoGold.fit(**dict(options))
 
 
 def build_nano_task(options: dict[str, Any]) -> Task:
     """The nano task: colour x shape prompts, a nano proxy reward, gold from a density of real renders."""
-    from eval.nano import PROXIES, NanoGold
+    from eval.nano import PROXIES
     from guard.backbones.nano import prompts
 
     name = options["reward"]
     if name not in PROXIES:
         raise ValueError(f"unknown nano reward {name!r}; choose one of {sorted(PROXIES)}")
-    return Task(prompts(), PROXIES[name], NanoGold.fit(**options.get("gold", {})).score)
+    key = tuple(sorted(options.get("gold", {}).items()))
+    return Task(prompts(), PROXIES[name], lambda images, names: _nano_gold(key).score(images, names),
+                lambda images, names: _nano_gold(key).per_image(images, names))
 
 
 TASKS: dict[str, Callable[[dict[str, Any]], Task]] = {"nano": build_nano_task}

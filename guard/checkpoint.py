@@ -87,3 +87,13 @@ def load_checkpoint(folder: Path, params: list[torch.nn.Parameter], shadow: list
     optimizer.load_state_dict(_nested_optimizer_state(load_file(folder / "optimizer.safetensors"), state["optimizer"]))
     generator.set_state(load_file(folder / "rng.safetensors")["generator"])
     return state
+
+
+def load_ema_weights(folder: Path, params: list[torch.nn.Parameter]) -> None:
+    """Copy a checkpoint's EMA weights into the trainable parameters (for evaluation)."""
+    ema = load_file(folder / "ema.safetensors")
+    if len(ema) != len(params):
+        raise ValueError(f"{folder} holds {len(ema)} EMA tensors, the model has {len(params)} trainable ones")
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            p.copy_(ema[f"{i}"])

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from guard.backbone import Backbone
-from guard.schedule import SDESchedule
+from guard.schedule import SDESchedule, diffusers_flow_grid
 from guard.sde import SDE_MEANS, gaussian_log_prob, ode_step, sde_sample
 
 
@@ -65,3 +65,13 @@ def sample_ode(backbone: Backbone, t_grid: torch.Tensor, cond: Any, x: torch.Ten
         t = t_grid[k].expand(x.shape[0])
         x = ode_step(x, backbone.velocity(x, t, cond).float(), t_grid[k], t_grid[k + 1])
     return x
+
+
+@torch.no_grad()
+def evaluation_images(backbone: Backbone, prompts: list[str], per_prompt: int, steps: int, shift: float,
+                      seed: int) -> tuple[list[str], torch.Tensor]:
+    """The fixed-seed evaluation set: every prompt ``per_prompt`` times, ODE-sampled and decoded to [0, 1]."""
+    names = [p for p in prompts for _ in range(per_prompt)]
+    x = torch.randn((len(names), *backbone.latent_shape), generator=torch.Generator().manual_seed(seed))
+    final = sample_ode(backbone, diffusers_flow_grid(steps, shift), backbone.encode(names), x)
+    return names, backbone.decode(final)

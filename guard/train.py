@@ -36,8 +36,8 @@ from guard.ema import EMA
 from guard.loss import grpo_step_loss
 from guard.prompts import KRepeatSampler
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
-from guard.rollout import Trajectory, initial_noise, sample_ode, sample_sde, step_mean
-from guard.schedule import SCHEDULES, SDESchedule, diffusers_flow_grid
+from guard.rollout import Trajectory, evaluation_images, initial_noise, sample_sde, step_mean
+from guard.schedule import SCHEDULES, SDESchedule
 from guard.sde import gaussian_log_prob
 
 LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "logratios.jsonl")
@@ -245,11 +245,9 @@ class Trainer:
     def evaluate(self, iteration: int) -> dict[str, Any]:
         """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights."""
         c = self.config
-        prompts = [p for p in self.task.prompts for _ in range(c.eval_per_prompt)]
-        x = torch.randn((len(prompts), *self.backbone.latent_shape), generator=torch.Generator().manual_seed(c.eval_seed))
-        grid = diffusers_flow_grid(c.eval_steps, c.shift)
         with self.ema.swapped_in():
-            images = self.backbone.decode(sample_ode(self.backbone, grid, self.backbone.encode(prompts), x))
+            prompts, images = evaluation_images(self.backbone, self.task.prompts, c.eval_per_prompt, c.eval_steps,
+                                                c.shift, c.eval_seed)
         row = {"iteration": iteration, "proxy": float(self.task.reward(images, prompts).mean()),
                **self.task.gold(images, prompts)}
         save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",

@@ -21,6 +21,7 @@ rule tables:
     input:
         settings=f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
         runs=setting_finals,
+        scores=setting_scores,
     output:
         report(f"{RESULTS}/{{backbone}}/{{task}}/tables/main.md", caption="../workflow/report/tables.rst",
                category="Tables", subcategory="{backbone} / {task}"),

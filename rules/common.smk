@@ -41,6 +41,18 @@ def analysis_settings(backbone, task):
     return {**settings, "variants": variants, "clip": clip}
 
 
+def first_variant(backbone, task):
+    """The variant whose config defines a setting's evaluation set (every variant shares backbone and task)."""
+    return next(iter(config["grid"][backbone][task]["variants"]))
+
+
+def setting_scores(w):
+    """Score summaries of every run of a setting and of its base model."""
+    variants = config["grid"][w.backbone][w.task]["variants"]
+    runs = expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/scores/summary.jsonl", variant=variants, seed=SEEDS)
+    return runs + [f"{RESULTS}/{w.backbone}/{w.task}/base/scores/summary.jsonl"]
+
+
 def setting_finals(w):
     variants = config["grid"][w.backbone][w.task]["variants"]
     return expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/final.json", variant=variants, seed=SEEDS)
@@ -96,4 +108,5 @@ wildcard_constraints:
     task="|".join(sorted({t for _, t in SETTINGS})),
     variant="|".join(sorted({v for _, _, v in RUNS})),
     seed=r"\d+",
+    run=r"base|[A-Za-z0-9_]+/seed\d+",
     comparison="|".join(sorted({c for b, t in SETTINGS for c in comparisons(b, t)})) or "none",

@@ -99,3 +99,75 @@ rule train:
     shell:
         "python -m guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
         " --threads {threads} --on-config-change restart > {log} 2>&1"
+
+
+# Stage 3: the fixed-seed evaluation images of every run (last checkpoint, EMA) and of the base
+# model, each scored once per metric.
+
+
+rule sample:
+    input:
+        config=f"{RESULTS}/configs/{{backbone}}/{{task}}/{{variant}}.yaml",
+        run=f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/final.json",
+    output:
+        directory(f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/eval_images"),
+    params:
+        run=lambda w, input: os.path.dirname(input.run),
+    log:
+        f"{RESULTS}/logs/sample/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.tsv"
+    threads: res("sample", "threads", 1)
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("sample", "runtime", 30),
+        mem_mb=res("sample", "mem_mb", 4000),
+        gpus=res("sample", "gpus", 0),
+    shell:
+        "python -m guard.sample --config {input.config} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule sample_base:
+    input:
+        config=lambda w: f"{RESULTS}/configs/{w.backbone}/{w.task}/{first_variant(w.backbone, w.task)}.yaml",
+        base=f"{RESULTS}/base/{{backbone}}.json",
+    output:
+        directory(f"{RESULTS}/{{backbone}}/{{task}}/base/eval_images"),
+    log:
+        f"{RESULTS}/logs/sample/{{backbone}}_{{task}}_base.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample/{{backbone}}_{{task}}_base.tsv"
+    threads: res("sample", "threads", 1)
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("sample", "runtime", 30),
+        mem_mb=res("sample", "mem_mb", 4000),
+        gpus=res("sample", "gpus", 0),
+    shell:
+        "python -m guard.sample --config {input.config} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule score:
+    input:
+        images=f"{RESULTS}/{{backbone}}/{{task}}/{{run}}/eval_images",
+        config=lambda w: f"{RESULTS}/configs/{w.backbone}/{w.task}/{first_variant(w.backbone, w.task)}.yaml",
+    output:
+        f"{RESULTS}/{{backbone}}/{{task}}/{{run}}/scores/summary.jsonl",
+    params:
+        out=lambda w, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/score/{{backbone}}_{{task}}_{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/{{backbone}}_{{task}}_{{run}}.tsv"
+    threads: res("score", "threads", 1)
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("score", "runtime", 30),
+        mem_mb=res("score", "mem_mb", 4000),
+        gpus=res("score", "gpus", 0),
+    shell:
+        "python -m eval.score --config {input.config} --images {input.images} --out {params.out}"
+        " --threads {threads} > {log} 2>&1"

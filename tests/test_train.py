@@ -31,7 +31,7 @@ def _trainer(tiny, out, reward=composition, **overrides):
     _, net, gold = tiny
     base = dict(iterations=4, eval_every=2, checkpoint_every=2, eval_per_prompt=2, histogram_iterations=[1],
                 prompts_per_iteration=2, group_size=4, minibatches=2)
-    return Trainer(TrainConfig(**{**base, **overrides}), NanoBackbone(net), Task(prompts(), reward, gold.score), out)
+    return Trainer(TrainConfig(**{**base, **overrides}), NanoBackbone(net), Task(prompts(), reward, gold.score, gold.per_image), out)
 
 
 def test_logging_schema(tiny, tmp_path):

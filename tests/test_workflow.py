@@ -75,6 +75,9 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
         assert (setting / "figures" / f"{name}.png").stat().st_size > 1000
         assert (setting / "figures" / f"{name}.pdf").is_file()
     assert (setting / "tables" / "ablation.tex").is_file()
+    for run in ("base", "flowgrpo/seed0", "grpo_guard/seed0"):
+        assert (setting / run / "eval_images" / "images.jsonl").is_file()
+        assert (setting / run / "scores" / "scores.csv").is_file()
     assert (results / "benchmarks" / "train" / "nano_composition_flowgrpo_seed0.tsv").is_file()
     assert not any(p for p in tmp_path.iterdir() if p.name not in ("results", ".snakemake"))
     report = snakemake("--configfile", str(TINY), "--report", "results/tiny/report.html", cwd=tmp_path)

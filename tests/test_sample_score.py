@@ -1,0 +1,54 @@
+"""Evaluation images and their scoring: PNG round trip, per-image table, resumable scoring, summary."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from eval.nano import NanoGold, composition
+from eval.score import load_images, score_folder
+from eval.tasks import Task
+from guard.backbones.nano import prompt_ids, prompts, render
+from guard.sample import write_images
+
+
+@pytest.fixture(scope="module")
+def task():
+    torch.set_flush_denormal(True)
+    gold = NanoGold.fit(n_per_prompt=300)
+    return Task(prompts(), composition, gold.score, gold.per_image)
+
+
+def _renders(n_per_prompt=3):
+    names = [p for p in prompts() for _ in range(n_per_prompt)]
+    return names, (render(prompt_ids(names), torch.Generator().manual_seed(0)) + 1) / 2
+
+
+def test_png_round_trip_keeps_the_images_to_8_bits(tmp_path):
+    names, images = _renders()
+    write_images(images, names, tmp_path / "eval_images")
+    index = pd.read_json(tmp_path / "eval_images" / "images.jsonl", lines=True)
+    assert list(index.prompt) == names and not (tmp_path / "eval_images.tmp").exists()
+    back = load_images(tmp_path / "eval_images", list(index.file))
+    assert back.shape == images.shape and float((back - images).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_scores_match_the_metrics_and_resume_skips_scored_images(task, tmp_path):
+    names, images = _renders()
+    write_images(images, names, tmp_path / "imgs")
+    summary = score_folder(task, tmp_path / "imgs", tmp_path / "scores")
+    table = pd.read_csv(tmp_path / "scores" / "scores.csv")
+    assert set(table.metric) == {"proxy", "loglik", "correct"} and len(table) == 3 * len(names)
+    quantised = load_images(tmp_path / "imgs", sorted(table.image.unique()))
+    assert summary == json.loads((tmp_path / "scores" / "summary.jsonl").read_text())
+    assert summary["proxy"] == pytest.approx(float(composition(quantised, names).mean()), abs=1e-6)
+    assert summary == {"proxy": summary["proxy"], **task.gold(quantised, names)}
+    # keep the first 10 images' rows, as if the job had been killed; only the rest is scored again
+    kept = table[table.image.isin(sorted(table.image.unique())[:10])]
+    kept.to_csv(tmp_path / "scores" / "scores.csv", index=False)
+    calls = []
+    counting = Task(task.prompts, lambda im, p: calls.append(len(p)) or composition(im, p), task.gold, task.gold_per_image)
+    assert score_folder(counting, tmp_path / "imgs", tmp_path / "scores") == pytest.approx(summary)
+    assert calls == [len(names) - 10]
+    assert len(pd.read_csv(tmp_path / "scores" / "scores.csv")) == 3 * len(names)
