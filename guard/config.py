@@ -50,6 +50,8 @@ class TrainConfig:
     # objective
     clip_eps: float = _help("symmetric PPO clip range of the ratio", 1e-4)
     kl_beta: float = _help("weight of the KL to the reference policy (0 = no KL)", 0.0)
+    kl_denominator: str = _help("KL = mean |mu - mu_ref|^2 / (2 d^2) with d = sigma_k (Flow-GRPO and the public "
+                                "script) or transition_std s_k (the exact per-dim Gaussian KL)", "sigma")
     bias_reduction: str = _help("b per sample (paper) or one scalar per step (batch, as the public script)", "sample")
     adv_std: str = _help("advantage denominator: group std or global (all rewards of the rollout)", "group")
     adv_std_eps: float = _help("added to the std of the advantage denominator", 1e-4)
@@ -82,6 +84,7 @@ class TrainConfig:
             (self.sampler in SCHEDULES, "sampler", f"one of {sorted(SCHEDULES)}"),
             (self.bias_reduction in ("sample", "batch"), "bias_reduction", "'sample' or 'batch'"),
             (self.adv_std in ("group", "global"), "adv_std", "'group' or 'global'"),
+            (self.kl_denominator in ("sigma", "transition_std"), "kl_denominator", "'sigma' or 'transition_std'"),
             (0 < self.trained_steps <= self.trainable_steps <= self.num_steps, "trained_steps",
              "0 < trained_steps <= trainable_steps <= num_steps"),
             (self.group_size >= 2, "group_size", ">= 2 (advantages are relative within a group)"),

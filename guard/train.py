@@ -198,8 +198,9 @@ class Trainer:
             loss = torch.zeros(())
             for step in torch.unique(k).tolist():
                 m = rows_idx[k == step]
+                kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
                 out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
-                                     sched.h[step], sched.sigma[step], c.clip_eps, c.kl_beta,
+                                     sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
                                      None if mu_ref is None else mu_ref[m], c.bias_reduction)
                 loss = loss + out.loss * len(m) / len(mb)
                 rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),

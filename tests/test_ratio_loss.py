@@ -199,3 +199,14 @@ def test_batch_bias_reduction_centres_only_the_batch_mean():
 def test_unknown_variant_names_the_choices():
     with pytest.raises(ValueError, match="grpo_guard"):
         get_variant("guard")
+
+
+def test_kl_with_the_transition_std_is_the_exact_gaussian_kl():
+    """mean_dims |mu - mu_ref|^2 / (2 s^2) = per-dim KL(N(mu, s^2) || N(mu_ref, s^2)); with sigma it is that times h."""
+    g = torch.Generator().manual_seed(11)
+    mu, mu_ref = torch.randn(4, 3, 4, 4, generator=g), torch.randn(4, 3, 4, 4, generator=g)
+    k = 3
+    s, sigma, h = SCHED.s[k], SCHED.sigma[k], SCHED.h[k]
+    exact = torch.distributions.kl_divergence(torch.distributions.Normal(mu, s), torch.distributions.Normal(mu_ref, s))
+    assert torch.allclose(kl_to_reference(mu, mu_ref, s), exact.flatten(1).mean(1), rtol=1e-5)
+    assert torch.allclose(kl_to_reference(mu, mu_ref, sigma), exact.flatten(1).mean(1) * h, rtol=1e-5)
