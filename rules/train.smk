@@ -109,6 +109,7 @@ rule sample:
     input:
         config=f"{RESULTS}/configs/{{backbone}}/{{task}}/{{variant}}.yaml",
         run=f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/final.json",
+        prompts=prompt_manifest,
     output:
         directory(f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/eval_images"),
     params:
@@ -132,6 +133,7 @@ rule sample_base:
     input:
         config=lambda w: f"{RESULTS}/configs/{w.backbone}/{w.task}/{first_variant(w.backbone, w.task)}.yaml",
         base=f"{RESULTS}/base/{{backbone}}.json",
+        prompts=prompt_manifest,
     output:
         directory(f"{RESULTS}/{{backbone}}/{{task}}/base/eval_images"),
     log:

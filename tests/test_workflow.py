@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,11 @@ def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
     for run in ("sd35/geneval/grpo_guard/seed0", "sd35/ocr/mean_revised/seed0", "flux/pickscore/dancegrpo/seed0",
                 "sd35/pickscore/grpo_guard_public/seed0"):
         assert f"results/paper/{run}/final.json" in text
+    # the prompt manifests are validated before any train or evaluation job that reads the prompts
+    assert counts["prompts_manifest"] == 4
+    readers = re.findall(r"rule (?:train|sample|sample_base):\n    input: ([^\n]*)", text)
+    assert len(readers) == counts["train"] + counts["sample"] + counts["sample_base"]
+    assert all("results/paper/prompts/" in inputs for inputs in readers)
 
 
 def test_broken_config_fails_at_load_naming_the_key(tmp_path):
