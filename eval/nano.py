@@ -13,11 +13,16 @@ Every reward has the signature ``(images (B, 3, H, W) in [0, 1], prompts) -> (B,
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from guard.backbones.nano import COLOURS, prompt_colour, prompt_ids, prompts, render
 
@@ -101,6 +106,9 @@ class PPCAGaussian:
     residual: torch.Tensor
 
 
+PPCA_FIELDS = tuple(f.name for f in fields(PPCAGaussian))
+
+
 def fit_ppca(x: torch.Tensor, rank: int, floor: float) -> PPCAGaussian:
     """PCA of x (N, D): top-``rank`` eigenvalues and mean residual eigenvalue, both floored at ``floor``."""
     mean = x.mean(0)
@@ -164,6 +172,34 @@ class NanoGold:
             counts = torch.tensor([float((labels == j).sum()) for j in used], dtype=torch.float64)
             log_weights.append((counts / counts.sum()).log())
         return cls(mixtures, log_weights)
+
+    def save(self, path: str | os.PathLike, options: Mapping[str, Any]) -> None:
+        """Write the fitted density (and the fit options) to a safetensors file, atomically."""
+        tensors = {f"{p}.w": w.contiguous() for p, w in enumerate(self.log_weights)}
+        for p, mixture in enumerate(self.mixtures):
+            for j, g in enumerate(mixture):
+                tensors.update({f"{p}.{j}.{name}": getattr(g, name).contiguous() for name in PPCA_FIELDS})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(tensors, str(tmp), metadata={"options": json.dumps(dict(options), sort_keys=True)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load_or_fit(cls, path: str | os.PathLike, **options: Any) -> "NanoGold":
+        """The density cached at ``path`` if it was fitted with these options, else fit and cache it."""
+        path = Path(path)
+        if path.is_file():
+            with safe_open(str(path), framework="pt") as f:
+                if json.loads((f.metadata() or {}).get("options", "null")) == json.loads(json.dumps(options, sort_keys=True)):
+                    tensors = {k: f.get_tensor(k) for k in f.keys()}
+                    weights = [tensors[f"{p}.w"] for p in range(len(prompts()))]
+                    mixtures = [[PPCAGaussian(*(tensors[f"{p}.{j}.{n}"] for n in PPCA_FIELDS)) for j in range(len(w))]
+                                for p, w in enumerate(weights)]
+                    return cls(mixtures, weights)
+        gold = cls.fit(**options)
+        gold.save(path, options)
+        return gold
 
     def log_likelihoods(self, images: torch.Tensor) -> torch.Tensor:
         """Per-dimension log-likelihood (nats / dim) of each image under each prompt's mixture; (B, P)."""

@@ -310,3 +310,13 @@ def test_average_gold_is_one_at_base_and_orders_with_quality():
     shifted = {k: v + 5.0 * (k == "loglik") for k, v in better.items()}
     shifted_base = {k: v + 5.0 * (k == "loglik") for k, v in base.items()}
     assert average_gold(shifted, shifted_base) == pytest.approx(average_gold(better, base))
+
+
+def test_gold_cache_round_trip_and_option_check(tmp_path):
+    path = tmp_path / "gold.safetensors"
+    fitted = NanoGold.load_or_fit(path, n_per_prompt=100, seed=3)
+    loaded = NanoGold.load_or_fit(path, n_per_prompt=100, seed=3)
+    images = (render(torch.arange(9), torch.Generator().manual_seed(1)) + 1) / 2
+    assert torch.equal(fitted.log_likelihoods(images), loaded.log_likelihoods(images))
+    other = NanoGold.load_or_fit(path, n_per_prompt=100, seed=4)  # other options: refit, not the cached one
+    assert not torch.equal(other.log_likelihoods(images), fitted.log_likelihoods(images))
