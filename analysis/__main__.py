@@ -19,7 +19,7 @@ import yaml
 
 from analysis import figures
 from analysis.runs import read_runs, run_folders
-from analysis.tables import (PAPER_GOLD, PAPER_MAIN, base_metrics, final_rows, formatted, matched_proxy,
+from analysis.tables import (PAPER_MAIN, base_metrics, final_rows, formatted, matched_proxy,
                              paper_average_gold, summarise, with_average_gold, write_table)
 
 STEP_COLUMNS = ["log_ratio_mean", "log_ratio_std", "bias_mean", "norm_log_ratio_mean", "norm_log_ratio_std",

@@ -14,7 +14,7 @@ SD35 = dict(sampler="flowgrpo", num_steps=10, shift=3.0, noise_level=0.7, traine
             weight_decay=1e-4, grad_clip=1.0, ema_decay=0.9, ema_every=8, adv_clip=5.0, adv_std_eps=1e-4,
             drop_zero_advantage=True, shared_group_noise=False)
 GUARD = dict(SD35, variant="grpo_guard", lr=1e-4, kl_beta=0.0, adv_std="group", eval_every=30)
-FLOWGRPO = dict(SD35, variant="flowgrpo", lr=3e-4, clip_eps=1e-4, adv_std="global", eval_every=60, bias_reduction="sample")
+FLOWGRPO = dict(SD35, variant="flowgrpo", lr=3e-4, clip_eps=1e-4, adv_std="group", eval_every=60, bias_reduction="sample")
 SD35_BACKBONE = {"cfg": 4.5, "negative_prompt": "", "resolution": 512, "mixed_precision": "fp16",
                  "lora": {"rank": 32, "alpha": 64}}
 
@@ -25,8 +25,9 @@ EXPECTED = {
     ("sd35/ocr", "grpo_guard_public"): dict(GUARD, clip_eps=2e-6, bias_reduction="batch"),
     ("sd35/pickscore", "grpo_guard_public"): dict(GUARD, clip_eps=4e-6, bias_reduction="batch"),
     ("sd35/geneval", "flowgrpo"): dict(FLOWGRPO, kl_beta=0.04),
-    ("sd35/ocr", "flowgrpo"): dict(FLOWGRPO, kl_beta=0.04),
-    ("sd35/pickscore", "flowgrpo"): dict(FLOWGRPO, kl_beta=0.01),
+    ("sd35/geneval", "flowgrpo_public"): dict(FLOWGRPO, kl_beta=0.04, adv_std="global"),
+    ("sd35/ocr", "flowgrpo_public"): dict(FLOWGRPO, kl_beta=0.04, adv_std="global"),
+    ("sd35/pickscore", "flowgrpo_public"): dict(FLOWGRPO, kl_beta=0.01, adv_std="global"),
     ("flux/pickscore", "dancegrpo"): dict(variant="dancegrpo", sampler="dancegrpo", num_steps=16, shift=3.0,
                                           noise_level=0.3, trainable_steps=15, trained_steps=9, group_size=12,
                                           shared_group_noise=True, decode_x0_hat=True, clip_eps=1e-4, kl_beta=0.0,
@@ -48,7 +49,9 @@ def test_preset_resolves_to_the_listed_values(setting, variant):
         assert config["backbone"]["guidance"] == 3.5 and config["backbone"]["resolution"] == 720
 
 
-def test_public_preset_differs_from_the_paper_faithful_one_only_in_b():
-    paper = config_from_dict(resolve_run(PAPER, "grpo_guard", "sd35/ocr")).to_dict()
-    public = config_from_dict(resolve_run(PAPER, "grpo_guard_public", "sd35/ocr")).to_dict()
-    assert {k for k in paper if paper[k] != public[k]} == {"bias_reduction"}
+@pytest.mark.parametrize("method, deviation", [("grpo_guard", "bias_reduction"), ("flowgrpo", "adv_std")])
+@pytest.mark.parametrize("setting", ["sd35/geneval", "sd35/ocr", "sd35/pickscore"])
+def test_public_preset_differs_from_the_paper_faithful_one_only_in_its_deviation(setting, method, deviation):
+    paper = config_from_dict(resolve_run(PAPER, method, setting)).to_dict()
+    public = config_from_dict(resolve_run(PAPER, f"{method}_public", setting)).to_dict()
+    assert {k for k in paper if paper[k] != public[k]} == {deviation}

@@ -47,9 +47,9 @@ def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
     text = done.stdout + done.stderr
     assert done.returncode == 0, text[-3000:]
     counts = job_counts(text)
-    # SD3.5-M x {GenEval, OCR} x (5 methods + the public GRPO-Guard preset), SD3.5-M x PickScore x 3,
+    # SD3.5-M x {GenEval, OCR} x (5 methods + 2 public presets), SD3.5-M x PickScore x 4,
     # FLUX.1-dev x PickScore x {DanceGRPO, GRPO-Guard}; one seed
-    assert counts["train"] == 6 + 6 + 3 + 2 and counts["base"] == 2 and counts["tables"] == 4
+    assert counts["train"] == 7 + 7 + 4 + 2 and counts["base"] == 2 and counts["tables"] == 4
     assert counts["figures"] == 4 and counts["score"] == counts["train"] + 4
     for run in ("sd35/geneval/grpo_guard/seed0", "sd35/ocr/mean_revised/seed0", "flux/pickscore/dancegrpo/seed0",
                 "sd35/pickscore/grpo_guard_public/seed0"):
