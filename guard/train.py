@@ -210,8 +210,9 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, step {int(k[0])}; "
-                    f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Lower lr or clip_eps, or check "
-                    "the reward for NaNs, then rerun to resume from it.")
+                    f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Check the reward for NaNs or "
+                    "lower lr; rerunning with the same config resumes from that checkpoint, a changed config needs "
+                    "a new output folder (or --on-config-change restart, which keeps this one as .replaced-<n>).")
             (loss / steps.shape[1]).backward()
             total += float(loss.detach())
             if previous_grad is not None:
