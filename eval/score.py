@@ -8,7 +8,6 @@ already have every metric in ``scores.csv`` are not scored again.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from eval.tasks import Task, build_task
+from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, load_config
 
 
@@ -56,14 +56,11 @@ def score_folder(task: Task, folder: Path, out: Path, batch: int = 256) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="the run's config (its task section names the metrics)")
+    parser = job_parser(__doc__, "the run's config (its task section names the metrics)")
     parser.add_argument("--images", required=True, type=Path, help="folder written by python -m guard.sample")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    init_torch(args.threads)
     try:
         config = load_config(args.config)
         task = build_task(config.backbone["name"], config.task)

@@ -7,7 +7,6 @@ The folder is filled under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from torchvision.utils import save_image
 from eval.tasks import build_task
 from guard.backbones import build_backbone
 from guard.checkpoint import latest_checkpoint, load_ema_weights
+from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, load_config
 from guard.rollout import evaluation_images
 
@@ -37,14 +37,11 @@ def write_images(images: torch.Tensor, prompts: list[str], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="the run's config (TrainConfig YAML)")
+    parser = job_parser(__doc__, "the run's config (TrainConfig YAML)")
     parser.add_argument("--run", type=Path, help="run folder whose last checkpoint is sampled (default: the base model)")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    init_torch(args.threads)
     try:
         config = load_config(args.config)
         backbone = build_backbone(config.backbone)

@@ -14,7 +14,6 @@ checkpoints/ (atomic, resumable), final.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -31,6 +30,7 @@ from eval.tasks import Task
 from guard.advantages import group_advantages
 from guard.backbone import Backbone
 from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json_atomic
+from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, TrainConfig, load_config
 from guard.ema import EMA
 from guard.loss import grpo_step_loss
@@ -286,8 +286,7 @@ class Trainer:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m guard.train --config CONFIG --out DIR [--variant V] [--seed N] [--iterations N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="YAML file with TrainConfig keys")
+    parser = job_parser(__doc__, "YAML file with TrainConfig keys, or an experiment file (see --variant)")
     parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     parser.add_argument("--variant", help="override the config's variant (a variant name of an experiment file)")
     parser.add_argument("--setting", help="backbone/task of an experiment file whose grid has several")
@@ -295,11 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, help="override the config's iterations")
     parser.add_argument("--on-config-change", choices=["error", "restart"], default="error",
                         help="a run folder made with another config: refuse, or move it aside and start over")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads; keep it at the job's cores (oversubscribed torch slows 100x)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # denormals slow CPU training and the nano gold fit 20-50x
+    init_torch(args.threads)
     overrides = {k: v for k, v in {"variant": args.variant, "seed": args.seed, "iterations": args.iterations}.items()
                  if v is not None}
     from eval.tasks import build_task

@@ -6,25 +6,20 @@ a real backbone checks its local weights folder. Prints the backbone's latent sh
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from guard.backbones import build_backbone
 from guard.checkpoint import write_json_atomic
+from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="experiment or TrainConfig YAML")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser = job_parser(__doc__, "experiment or TrainConfig YAML")
     parser.add_argument("--out", help="write a JSON marker (backbone options, latent shape) here when ready")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    init_torch(args.threads)
     try:
         config = load_config(args.config)
         backbone = build_backbone(config.backbone)
