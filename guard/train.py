@@ -121,6 +121,7 @@ class Trainer:
             state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
             self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
             self.start = state["iteration"]
+            print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
         for name in LOG_FILES:
             truncate_jsonl(self.out / name, self.start)
 

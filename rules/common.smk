@@ -103,6 +103,12 @@ def all_targets():
     )
 
 
+localrules:
+    run_config,
+    base_config,
+    analysis_config,
+
+
 wildcard_constraints:
     backbone="|".join(sorted({b for b, _ in SETTINGS})),
     task="|".join(sorted({t for _, t in SETTINGS})),
