@@ -43,6 +43,7 @@ rule tables:
         runtime=res("analysis", "runtime", 10),
         mem_mb=res("analysis", "mem_mb", 4000),
         gpus=0,
+        **slurm_res("analysis"),
     shell:
         "python -m analysis tables --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
 
@@ -70,6 +71,7 @@ rule comparison:
         runtime=res("analysis", "runtime", 10),
         mem_mb=res("analysis", "mem_mb", 4000),
         gpus=0,
+        **slurm_res("analysis"),
     shell:
         "python -m analysis comparison --name {wildcards.comparison} --runs {params.runs} --settings {input.settings}"
         " --out {params.out} > {log} 2>&1"
@@ -97,6 +99,7 @@ rule figures:
         runtime=res("analysis", "runtime", 10),
         mem_mb=res("analysis", "mem_mb", 4000),
         gpus=0,
+        **slurm_res("analysis"),
     shell:
         "python -m analysis figures --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
 
@@ -122,5 +125,6 @@ rule summary:
         runtime=res("analysis", "runtime", 10),
         mem_mb=res("analysis", "mem_mb", 4000),
         gpus=0,
+        **slurm_res("analysis"),
     shell:
         "python -m analysis summary --tables {input} --out {params.out} > {log} 2>&1"

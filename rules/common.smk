@@ -27,6 +27,14 @@ def res(rule_name, key, default):
     return config.get("resources", {}).get(rule_name, {}).get(key, default)
 
 
+SLURM_KEYS = ("cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra")
+
+
+def slurm_res(rule_name):
+    """The SLURM-only resources the config sets for a rule (partition, account, cpus, extra flags)."""
+    return {k: v for k, v in config.get("resources", {}).get(rule_name, {}).items() if k in SLURM_KEYS}
+
+
 def backbone_options(backbone):
     """The backbone block of a backbone's first setting (every task of a backbone shares its base model)."""
     task = next(t for b, t in SETTINGS if b == backbone)

@@ -50,6 +50,7 @@ rule base:
         runtime=res("base", "runtime", 30),
         mem_mb=res("base", "mem_mb", 4000),
         gpus=res("base", "gpus", 0),
+        **slurm_res("base"),
     shell:
         "python -m guard.backbones --config {input} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -96,6 +97,7 @@ rule train:
         runtime=res("train", "runtime", 60),
         mem_mb=res("train", "mem_mb", 4000),
         gpus=res("train", "gpus", 0),
+        **slurm_res("train"),
     shell:
         "python -m guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
         " --threads {threads} --on-config-change restart > {log} 2>&1"
@@ -125,6 +127,7 @@ rule sample:
         runtime=res("sample", "runtime", 30),
         mem_mb=res("sample", "mem_mb", 4000),
         gpus=res("sample", "gpus", 0),
+        **slurm_res("sample"),
     shell:
         "python -m guard.sample --config {input.config} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -147,6 +150,7 @@ rule sample_base:
         runtime=res("sample", "runtime", 30),
         mem_mb=res("sample", "mem_mb", 4000),
         gpus=res("sample", "gpus", 0),
+        **slurm_res("sample"),
     shell:
         "python -m guard.sample --config {input.config} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -170,6 +174,7 @@ rule score:
         runtime=res("score", "runtime", 30),
         mem_mb=res("score", "mem_mb", 4000),
         gpus=res("score", "gpus", 0),
+        **slurm_res("score"),
     shell:
         "python -m eval.score --config {input.config} --images {input.images} --out {params.out}"
         " --threads {threads} > {log} 2>&1"

@@ -56,6 +56,10 @@ def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
         assert f"results/paper/{run}/final.json" in text
     # the prompt manifests are validated before any train or evaluation job that reads the prompts
     assert counts["prompts_manifest"] == 4
+    # per-rule SLURM resources from the config reach the jobs (paper.yaml: train on partition gpu, 32 cpus)
+    train_resources = re.findall(r"rule train:\n(?:    [^\n]*\n)*?    resources: ([^\n]*)", text)
+    assert len(train_resources) == counts["train"]
+    assert all("slurm_partition=gpu" in r and "cpus_per_task=32" in r and "gpus=8" in r for r in train_resources)
     readers = re.findall(r"rule (?:train|sample|sample_base):\n    input: ([^\n]*)", text)
     assert len(readers) == counts["train"] + counts["sample"] + counts["sample_base"]
     assert all("results/paper/prompts/" in inputs for inputs in readers)
