@@ -94,7 +94,7 @@ def step_diagnostics(runs: Path, settings: dict[str, Any], out: Path) -> None:
 def make_figures(runs: Path, settings: dict[str, Any], out: Path) -> None:
     """Every diagnostic figure of the paper, for this experiment."""
     out.mkdir(parents=True, exist_ok=True)
-    evals, _, gold = load(runs, settings)
+    evals, base, gold = load(runs, settings)
     steps = read_runs(runs, "steps.jsonl", settings["variants"])
     pair = [settings["baseline"], settings["normalised"]]
     hist = read_runs(runs, "logratios.jsonl", pair)
@@ -106,7 +106,7 @@ def make_figures(runs: Path, settings: dict[str, Any], out: Path) -> None:
                            out / "clip_fractions")
     figures.per_step_lines(steps, [("step_grad_norm", "gradient norm of each step's loss")], out / "grad_norm", spread=True)
     figures.training_curves(evals, ["proxy", *gold, "avg_gold"], out / "training_curves")
-    figures.gold_vs_proxy(evals, matched_proxy(evals, gold, base_metrics(evals, gold)), out / "gold_vs_proxy")
+    figures.gold_vs_proxy(evals, matched_proxy(evals, gold, base), out / "gold_vs_proxy")
     first_seed = {}
     for variant, _, folder in run_folders(runs):  # sorted by seed within a variant
         if variant in settings["variants"]:

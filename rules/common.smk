@@ -35,10 +35,15 @@ def slurm_res(rule_name):
     return {k: v for k, v in config.get("resources", {}).get(rule_name, {}).items() if k in SLURM_KEYS}
 
 
+def first_variant(backbone, task):
+    """The variant whose config defines a setting's evaluation set (every variant shares backbone and task)."""
+    return next(iter(config["grid"][backbone][task]["variants"]))
+
+
 def backbone_options(backbone):
     """The backbone block of a backbone's first setting (every task of a backbone shares its base model)."""
     task = next(t for b, t in SETTINGS if b == backbone)
-    return resolve_run(config, next(iter(config["grid"][backbone][task]["variants"])), f"{backbone}/{task}")["backbone"]
+    return resolve_run(config, first_variant(backbone, task), f"{backbone}/{task}")["backbone"]
 
 
 def analysis_settings(backbone, task):
@@ -47,11 +52,6 @@ def analysis_settings(backbone, task):
     variants = list(config["grid"][backbone][task]["variants"])
     clip = {v: config_from_dict(resolve_run(config, v, f"{backbone}/{task}")).clip_eps for v in variants}
     return {**settings, "variants": variants, "clip": clip}
-
-
-def first_variant(backbone, task):
-    """The variant whose config defines a setting's evaluation set (every variant shares backbone and task)."""
-    return next(iter(config["grid"][backbone][task]["variants"]))
 
 
 def setting_scores(w):
@@ -75,8 +75,7 @@ PROMPT_FILES = {
 
 
 def task_options(backbone, task):
-    variant = next(iter(config["grid"][backbone][task]["variants"]))
-    return resolve_run(config, variant, f"{backbone}/{task}")["task"]
+    return resolve_run(config, first_variant(backbone, task), f"{backbone}/{task}")["task"]
 
 
 def prompt_files(backbone, task):
