@@ -1,0 +1,83 @@
+"""One interface for every real metric: ``metric(images, prompts) -> scores``, built from local weights.
+
+Each metric lives in its own module (``METRICS`` maps a name to it). A module defines
+
+- ``WEIGHTS``: the local files or folders it needs, as :class:`WeightSpec` (option key, what, how to get it);
+- ``build(options) -> Metric``: the scorer, built once and kept for every batch.
+
+``options`` is the metric's block of the config's ``metrics`` section (paths, device, batch size, ...).
+:func:`build_metric` checks the weights first, so a missing folder fails with a message that names the
+option, the path and how to get it, never a stack trace from deep inside a library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import torch
+
+METRICS: dict[str, str] = {
+    "pickscore": "eval.pickscore",
+    "hpsv2": "eval.hpsv2",
+    "imagereward": "eval.imagereward",
+    "ocr": "eval.ocr",
+    "geneval": "eval.geneval",
+    "unifiedreward": "eval.unifiedreward",
+}
+"""Metric name -> module holding its ``WEIGHTS`` and ``build``."""
+
+
+class Metric(Protocol):
+    """A scorer: images (B, 3, H, W) in [0, 1] and their prompts -> per-image scores (B,) in fp32."""
+
+    def __call__(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A local file or folder a metric needs: the option naming it, what it is, and how to get it."""
+
+    key: str
+    what: str
+    source: str
+    required: bool = True
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A metric's weights are not where the config says; the message names the option and how to get it."""
+
+
+def metric_module(name: str) -> Any:
+    """The module implementing metric ``name``."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose one of {sorted(METRICS)}")
+    return importlib.import_module(METRICS[name])
+
+
+def missing_weights(name: str, options: dict[str, Any]) -> list[str]:
+    """One line per required weight of metric ``name`` that ``options`` does not point at an existing path."""
+    problems = []
+    for spec in metric_module(name).WEIGHTS:
+        path = options.get(spec.key)
+        if path is None and not spec.required:
+            continue
+        if path is None or not Path(path).exists():
+            where = "is not set" if path is None else f"= {path} does not exist"
+            problems.append(f"{name}: metrics.{name}.{spec.key} {where}; it should be {spec.what}. Get it: {spec.source}")
+    return problems
+
+
+def build_metric(name: str, options: dict[str, Any]) -> Metric:
+    """Build metric ``name`` from its options after checking its weights."""
+    problems = missing_weights(name, options)
+    if problems:
+        raise MissingWeightsError("\n".join(problems) + "\n(python -m eval.weights --config CONFIG lists every metric)")
+    return metric_module(name).build(options)
+
+
+def default_device(options: dict[str, Any]) -> torch.device:
+    """``options['device']``, else CUDA where available, else the CPU."""
+    return torch.device(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
