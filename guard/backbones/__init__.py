@@ -16,7 +16,21 @@ def build_nano(options: dict[str, Any]) -> Backbone:
     return NanoBackbone.pretrained(weights, NanoConfig(**options.get("pretrain", {})))
 
 
-BACKBONES: dict[str, Callable[[dict[str, Any]], Backbone]] = {"nano": build_nano}
+def build_sd35(options: dict[str, Any]) -> Backbone:
+    """SD3.5-M (diffusers folder at ``options['path']``) with a LoRA policy and CFG."""
+    from guard.backbones.sd35 import build_sd35
+
+    return build_sd35(options)
+
+
+def build_flux(options: dict[str, Any]) -> Backbone:
+    """FLUX.1-dev (diffusers folder at ``options['path']``) with a LoRA policy and the guidance embedding."""
+    from guard.backbones.flux import build_flux
+
+    return build_flux(options)
+
+
+BACKBONES: dict[str, Callable[[dict[str, Any]], Backbone]] = {"nano": build_nano, "sd35": build_sd35, "flux": build_flux}
 
 
 def build_backbone(options: dict[str, Any]) -> Backbone:
