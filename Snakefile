@@ -7,7 +7,10 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "workflow/config/nano.yaml"
+# The nano default only when no --configfile is given (otherwise Snakemake would merge its grid in).
+if not config:
+
+    configfile: "workflow/config/nano.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

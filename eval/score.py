@@ -2,8 +2,10 @@
 
 Reads ``images.jsonl`` (file, prompt) of a folder written by ``python -m guard.sample``; writes
 ``scores.csv`` (image, prompt, metric, score: the proxy and every per-image gold metric) and
-``summary.jsonl`` (one row: the proxy mean and the set-level gold metrics). Resumable: images that
-already have every metric in ``scores.csv`` are not scored again.
+``summary.jsonl`` (one row: the proxy mean and the set-level gold metrics). One pass per metric,
+each with its progress bar, so one model is in memory at a time. Resumable: an image that already
+has a metric's row in ``scores.csv`` is not scored for that metric again. The metric servers the
+config names (``metrics.<name>.serve``) are started for the job and stopped after it.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from eval.tasks import Task, build_task
+from eval.services import ServiceError, running_services
+from eval.tasks import Reward, Task, build_task
 from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, load_config
+
+COLUMNS = ["image", "prompt", "metric", "score"]
 
 
 def load_images(folder: Path, files: list[str]) -> torch.Tensor:
@@ -28,47 +33,54 @@ def load_images(folder: Path, files: list[str]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
-def per_image_scores(task: Task, images: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
-    """The proxy and each per-image gold metric."""
-    return {"proxy": task.reward(images, prompts), **task.gold_per_image(images, prompts)}
+def score_metric(name: str, metric: Reward, folder: Path, todo: pd.DataFrame, scores_path: Path, batch: int) -> None:
+    """Score the images of ``todo`` with one metric, appending each batch's rows to ``scores_path``."""
+    for start in tqdm(range(0, len(todo), batch), desc=f"{name} {folder}", unit="batch", disable=None):
+        part = todo.iloc[start : start + batch]
+        values = metric(load_images(folder, list(part.file)), list(part.prompt))
+        rows = pd.DataFrame({"image": part.file.values, "prompt": part.prompt.values, "metric": name,
+                             "score": values.double().numpy()})
+        rows[COLUMNS].to_csv(scores_path, mode="a", header=not scores_path.is_file(), index=False)
 
 
-def score_folder(task: Task, folder: Path, out: Path, batch: int = 256) -> dict[str, float]:
-    """Score every image not yet in ``out/scores.csv``; write the set summary; return it."""
+def score_folder(task: Task, folder: Path, out: Path, batch: int = 64) -> dict[str, float]:
+    """Score every (image, metric) not yet in ``out/scores.csv``; write the set summary; return it."""
     index = pd.read_json(folder / "images.jsonl", lines=True)
     scores_path = out / "scores.csv"
-    done = pd.read_csv(scores_path) if scores_path.is_file() else pd.DataFrame(columns=["image", "prompt", "metric", "score"])
-    metrics = set(done.metric)
-    complete = {img for img, g in done.groupby("image") if set(g.metric) >= metrics} if metrics else set()
-    todo = index[~index.file.isin(complete)]
     out.mkdir(parents=True, exist_ok=True)
-    for start in tqdm(range(0, len(todo), batch), desc=f"scoring {folder}", disable=None):
-        part = todo.iloc[start : start + batch]
-        scores = per_image_scores(task, load_images(folder, list(part.file)), list(part.prompt))
-        rows = pd.DataFrame([{"image": f, "prompt": p, "metric": m, "score": float(v[i])}
-                             for m, v in scores.items() for i, (f, p) in enumerate(zip(part.file, part.prompt))])
-        rows.to_csv(scores_path, mode="a", header=not scores_path.is_file(), index=False)
-    images = load_images(folder, list(index.file))
+    for name, metric in task.per_image_metrics().items():
+        done = pd.read_csv(scores_path) if scores_path.is_file() else pd.DataFrame(columns=COLUMNS)
+        scored = set(done.image[done.metric == name])
+        score_metric(name, metric, folder, index[~index.file.isin(scored)], scores_path, batch)
     table = pd.read_csv(scores_path)
-    summary = {"proxy": float(table[table.metric == "proxy"].score.mean()), **task.gold(images, list(index.prompt))}
+    means = table.groupby("metric").score.mean()  # pandas skips NaN (an unparsable judge answer)
+    if task.gold_set is not None:
+        gold = task.gold_set(load_images(folder, list(index.file)), list(index.prompt))
+    else:
+        gold = {name: float(means[name]) for name in task.gold_metrics}
+    summary = {"proxy": float(means["proxy"]), **gold}
     (out / "summary.jsonl").write_text(json.dumps(summary) + "\n")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = job_parser(__doc__, "the run's config (its task section names the metrics)")
+    parser = job_parser(__doc__, "the run's config (its task section names the metrics, its metrics section the weights)")
     parser.add_argument("--images", required=True, type=Path, help="folder written by python -m guard.sample")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--batch", type=int, default=64, help="images per metric call")
     args = parser.parse_args(argv)
     init_torch(args.threads)
     try:
         config = load_config(args.config)
-        task = build_task(config.backbone["name"], config.task)
+        task = build_task(config.backbone["name"], config.task, config.metrics)
         if not (args.images / "images.jsonl").is_file():
             raise FileNotFoundError(f"{args.images} has no images.jsonl; run python -m guard.sample first")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+        names = [config.task["reward"], *task.gold_metrics]
+        with running_services(config.metrics, names, args.out):
+            summary = score_folder(task, args.images, args.out, args.batch)
+    except (ConfigError, FileNotFoundError, ValueError, ServiceError) as err:
         parser.exit(2, f"error: {err}\n")
-    print(json.dumps(score_folder(task, args.images, args.out)))
+    print(json.dumps(summary))
     return 0
 
 

@@ -75,7 +75,10 @@ class TrainConfig:
     step_grad_norm_every: int = _help("iterations between logs of each step's gradient norm (a grad copy per step; 0 = never)", 1)
     # domain
     backbone: dict[str, Any] = _help("backbone name and its options", factory=lambda: {"name": "nano"})
-    task: dict[str, Any] = _help("proxy reward name and gold metrics", factory=lambda: {"reward": "composition"})
+    task: dict[str, Any] = _help("proxy reward name, gold metrics, prompts folder and evaluation sets (eval/tasks.py)",
+                                 factory=lambda: {"reward": "composition"})
+    metrics: dict[str, Any] = _help("metric name -> its local weight paths and options (eval/metrics.py; "
+                                    "python -m eval.weights --config lists what is missing)", factory=dict)
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)

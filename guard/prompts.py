@@ -17,7 +17,8 @@ Repeats are kept because they are deliberate in the published files (Flow-GRPO's
 holds each of GenEval's 553 prompts four times) and the reference trainers sample them as they are.
 Text lines are stripped of surrounding whitespace, as Flow-GRPO's ``TextPromptDataset`` does.
 
-Usage: ``python -m guard.prompts manifest --task geneval --files a.jsonl --out manifest.json``.
+Usage: ``python -m guard.prompts manifest --task geneval --files a.jsonl --out manifest.json``;
+``python -m guard.prompts fetch --task ocr --out datasets/flow_grpo/ocr/train.txt`` downloads a public file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import argparse
 import hashlib
 import json
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +199,26 @@ LOADERS: dict[str, Callable[[str | Path], Loaded[Any]]] = {
     "ocr": load_ocr,
     "pickscore": load_pickscore,
 }
+
+TASK_FILES: dict[str, tuple[str, str]] = {
+    "geneval": ("train_metadata.jsonl", "test_metadata.jsonl"),
+    "ocr": ("train.txt", "test.txt"),
+    "pickscore": ("train.txt", "test.txt"),
+}
+"""Task -> (training, test) file names inside a prompts folder (Flow-GRPO's ``dataset/<task>/`` layout)."""
+
+
+def task_files(task: str, folder: str | Path) -> tuple[Path, Path]:
+    """The training and test prompt files of ``task`` in ``folder``."""
+    if task not in TASK_FILES:
+        raise ValueError(f"no prompt files known for task {task!r}; known: {sorted(TASK_FILES)}")
+    train, test = TASK_FILES[task]
+    return Path(folder) / train, Path(folder) / test
+
+
+def load_task_file(task: str, path: str | Path) -> list[str]:
+    """The prompts of one file of ``task``, in file order (see the line policy above)."""
+    return [record.prompt for record in LOADERS[task](path).records]
 
 
 def ocr_target(prompt: str) -> str:
@@ -478,6 +501,30 @@ def build_manifest(task: str, paths: Sequence[Path]) -> dict[str, Any]:
     return {"task": task, "files": entries}
 
 
+RAW_SOURCES = {
+    "flow_grpo": "https://raw.githubusercontent.com/yifan123/flow_grpo/main/dataset",
+    "geneval": "https://raw.githubusercontent.com/djghosh13/geneval/main/prompts",
+}
+
+
+def source_url(task: str, name: str) -> str:
+    """Where a public prompt file lives: GenEval's evaluation metadata, else Flow-GRPO's dataset/<task>/<name>."""
+    if name == "evaluation_metadata.jsonl":
+        return f"{RAW_SOURCES['geneval']}/{name}"
+    return f"{RAW_SOURCES['flow_grpo']}/{task}/{name}"
+
+
+def fetch(task: str, url: str, out: Path) -> Loaded[Any]:
+    """Download ``url`` to ``out`` (via a temporary file), validate it with the task's loader, and keep it."""
+    tmp = out.with_name(out.name + ".part")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=120) as response:
+        tmp.write_bytes(response.read())
+    LOADERS[task](tmp)  # a malformed download stays a .part file and never reaches ``out``
+    tmp.replace(out)
+    return LOADERS[task](out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry; exit 0 ok, 1 malformed file, 2 missing file or bad usage."""
     parser = argparse.ArgumentParser(prog="python -m guard.prompts", description="Prompt files.")
@@ -486,7 +533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd.add_argument("--task", required=True, choices=sorted(LOADERS))
     cmd.add_argument("--files", required=True, nargs="+", type=Path, help="the task's prompt files")
     cmd.add_argument("--out", required=True, type=Path, help="manifest JSON to write")
+    get = commands.add_parser("fetch", help="download a public prompt file (where the cluster has internet)")
+    get.add_argument("--task", required=True, choices=sorted(LOADERS))
+    get.add_argument("--out", required=True, type=Path, help="file to write; its name picks the source file")
+    get.add_argument("--url", help="download from here instead of the public repository")
     args = parser.parse_args(argv)
+    if args.command == "fetch":
+        return fetch_command(args.task, args.out, args.url or source_url(args.task, args.out.name))
     try:
         result = build_manifest(args.task, args.files)
     except FileNotFoundError as err:
@@ -497,6 +550,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def fetch_command(task: str, out: Path, url: str) -> int:
+    """``fetch``: exit 0 with the file in place, 1 when it is malformed, 2 when it cannot be downloaded."""
+    try:
+        print(fetch(task, url, out).report.summary())
+    except (urllib.error.URLError, OSError) as err:
+        print(f"error: cannot download {url} to {out}: {err}; copy the file there by hand "
+              f"(from {SOURCES[task]})", file=sys.stderr)
+        return 2
+    except PromptFileError as err:
+        print(f"error: {url} downloaded but malformed: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,7 +1,8 @@
 """``python -m guard.sample --config RUN.yaml [--run DIR] --out DIR``: the fixed-seed evaluation images.
 
 With ``--run`` the images come from the run's last checkpoint (EMA weights); without it, from the
-base model. Writes ``<out>/<index>.png`` and ``<out>/images.jsonl`` (file, prompt) for the scorers.
+base model. The prompts are the task's final evaluation set (eval/tasks.py: GenEval's 553 prompts x 4
+images for the GenEval task, the test list otherwise, or a fixed-seed subset of it). Writes ``<out>/<index>.png`` and ``<out>/images.jsonl`` (file, prompt) for the scorers.
 The folder is filled under a temporary name and renamed when complete.
 """
 
@@ -50,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
             if folder is None:
                 raise FileNotFoundError(f"{args.run} has no checkpoint; train it first")
             load_ema_weights(folder, [p for p in backbone.trainable_parameters() if p.requires_grad])
-        prompts = build_task(config.backbone["name"], config.task).prompts
+        task = build_task(config.backbone["name"], config.task, config.metrics)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         parser.exit(2, f"error: {err}\n")
-    names, images = evaluation_images(backbone, prompts, config.eval_per_prompt, config.eval_steps, config.shift,
+    per_prompt = task.final_per_prompt or config.eval_per_prompt
+    names, images = evaluation_images(backbone, task.final_set(), per_prompt, config.eval_steps, config.shift,
                                       config.eval_seed)
     write_images(images, names, args.out)
     print(f"{len(names)} images -> {args.out}")

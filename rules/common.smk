@@ -1,9 +1,11 @@
 # Targets and helpers computed from the validated config.
 import os
+import re
 
 import yaml
 
 from guard.config import config_from_dict, grid_settings, resolve_run
+from guard.prompts import task_files
 
 EXP = config["experiment"]
 RESULTS = f"results/{EXP}"
@@ -66,24 +68,25 @@ def setting_finals(w):
     return expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/final.json", variant=variants, seed=SEEDS)
 
 
-# The prompt files a task reads from its `prompts` folder (Flow-GRPO's dataset/ layout), by reward.
-PROMPT_FILES = {
-    "geneval": ["train_metadata.jsonl", "test_metadata.jsonl"],
-    "ocr": ["train.txt", "test.txt"],
-    "pickscore": ["train.txt", "test.txt"],
-}
-
-
 def task_options(backbone, task):
     return resolve_run(config, first_variant(backbone, task), f"{backbone}/{task}")["task"]
 
 
 def prompt_files(backbone, task):
-    """Every prompt file of a setting's task (empty for tasks without a prompts folder, e.g. nano)."""
+    """Every prompt file of a setting's task: training, test and final set (none for the nano task)."""
     options = task_options(backbone, task)
     if "prompts" not in options:
         return []
-    return [os.path.join(options["prompts"], name) for name in PROMPT_FILES[options["reward"]]]
+    final = [options["final_prompts"]] if options.get("final_prompts") else []
+    return [str(p) for p in task_files(options["reward"], options["prompts"])] + final
+
+
+# With `fetch_prompts: true` (clusters with internet) missing public prompt files are downloaded.
+FETCH = (
+    {f: task_options(b, t)["reward"] for b, t in SETTINGS for f in prompt_files(b, t) if not os.path.exists(f)}
+    if config.get("fetch_prompts")
+    else {}
+)
 
 
 def prompt_manifest(w):
@@ -114,6 +117,7 @@ localrules:
     run_config,
     base_config,
     analysis_config,
+    fetch_prompts,
 
 
 wildcard_constraints:

@@ -55,10 +55,33 @@ rule base:
         "python -m guard.backbones --config {input} --out {output} --threads {threads} > {log} 2>&1"
 
 
+if FETCH:
+
+    rule fetch_prompts:
+        output:
+            "{prompt_file}",
+        wildcard_constraints:
+            prompt_file="|".join(re.escape(f) for f in FETCH),
+        params:
+            task=lambda w: FETCH[w.prompt_file],
+        log:
+            f"{RESULTS}/logs/fetch/{{prompt_file}}.log",
+        threads: 1
+        conda:
+            "../environment.yml"
+        resources:
+            runtime=10,
+            mem_mb=1000,
+            gpus=0,
+        shell:
+            "python -m guard.prompts fetch --task {params.task} --out {output} > {log} 2>&1"
+
+
 rule prompts_manifest:
     input:
-        # only files that exist: a missing one reaches the CLI, whose error names it and where to get it
-        lambda w: [f for f in prompt_files(w.backbone, w.task) if os.path.exists(f)],
+        # with fetch_prompts every file (fetched where missing); without it only files that exist:
+        # a missing one reaches the CLI, whose error names it and where to get it
+        lambda w: [f for f in prompt_files(w.backbone, w.task) if FETCH or os.path.exists(f)],
     output:
         f"{RESULTS}/prompts/{{backbone}}_{{task}}.json",
     params:

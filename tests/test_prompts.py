@@ -347,3 +347,26 @@ def test_cli_malformed_exit_1(tmp_path):
     result = run_cli("manifest", "--task", "ocr", "--files", str(path), "--out", str(out))
     assert result.returncode == 1
     assert f"{path}:3:" in result.stderr
+
+
+# ---------------------------------------------------------------------------- fetch CLI
+
+
+def test_fetch_downloads_validates_and_names_the_source_on_failure(tmp_path):
+    src = write(tmp_path, "src.txt", 'a sign that says "hello"\nposter with "grpo"\n')
+    out = tmp_path / "datasets" / "ocr" / "train.txt"
+    done = run_cli("fetch", "--task", "ocr", "--out", str(out), "--url", src.as_uri())
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == src.read_bytes() and f"{out}: 2 records" in done.stdout
+    bad = write(tmp_path, "bad.txt", "a prompt without a quoted target\n")
+    failed = run_cli("fetch", "--task", "ocr", "--out", str(tmp_path / "x" / "test.txt"), "--url", bad.as_uri())
+    assert failed.returncode == 1 and "bad.txt" in failed.stderr and not (tmp_path / "x" / "test.txt").exists()
+    missing = run_cli("fetch", "--task", "ocr", "--out", str(tmp_path / "y.txt"), "--url", (tmp_path / "nope").as_uri())
+    assert missing.returncode == 2 and "flow_grpo" in missing.stderr and "by hand" in missing.stderr
+
+
+def test_source_urls_point_at_the_public_repositories():
+    from guard.prompts import source_url
+
+    assert source_url("ocr", "train.txt").endswith("yifan123/flow_grpo/main/dataset/ocr/train.txt")
+    assert source_url("geneval", "evaluation_metadata.jsonl").endswith("djghosh13/geneval/main/prompts/evaluation_metadata.jsonl")

@@ -8,7 +8,7 @@ import torch
 
 from eval.nano import NanoGold, composition
 from eval.score import load_images, score_folder
-from eval.tasks import Task
+from eval.tasks import Task, nano_gold_metrics
 from guard.backbones.nano import prompt_ids, prompts, render
 from guard.sample import write_images
 
@@ -17,7 +17,7 @@ from guard.sample import write_images
 def task():
     torch.set_flush_denormal(True)
     gold = NanoGold.fit(n_per_prompt=300)
-    return Task(prompts(), composition, gold.score, gold.per_image)
+    return Task(prompts(), composition, nano_gold_metrics(gold), gold.score)
 
 
 def _renders(n_per_prompt=3):
@@ -48,7 +48,7 @@ def test_scores_match_the_metrics_and_resume_skips_scored_images(task, tmp_path)
     kept = table[table.image.isin(sorted(table.image.unique())[:10])]
     kept.to_csv(tmp_path / "scores" / "scores.csv", index=False)
     calls = []
-    counting = Task(task.prompts, lambda im, p: calls.append(len(p)) or composition(im, p), task.gold, task.gold_per_image)
+    counting = Task(task.prompts, lambda im, p: calls.append(len(p)) or composition(im, p), task.gold_metrics, task.gold_set)
     assert score_folder(counting, tmp_path / "imgs", tmp_path / "scores") == pytest.approx(summary)
     assert calls == [len(names) - 10]
     assert len(pd.read_csv(tmp_path / "scores" / "scores.csv")) == 3 * len(names)

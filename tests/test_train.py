@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from eval.nano import NanoGold, composition
-from eval.tasks import Task
+from eval.tasks import Task, nano_gold_metrics
 from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain, prompts
 from guard.config import ConfigError, TrainConfig, load_config
 from guard.train import NonFiniteLossError, Trainer
@@ -30,7 +30,7 @@ def _trainer(tiny, out, reward=composition, **overrides):
     _, net, gold = tiny
     base = dict(iterations=4, eval_every=2, checkpoint_every=2, eval_per_prompt=2, histogram_iterations=[1],
                 prompts_per_iteration=2, group_size=4, minibatches=2)
-    return Trainer(TrainConfig(**{**base, **overrides}), NanoBackbone(net), Task(prompts(), reward, gold.score, gold.per_image), out)
+    return Trainer(TrainConfig(**{**base, **overrides}), NanoBackbone(net), Task(prompts(), reward, nano_gold_metrics(gold), gold.score), out)
 
 
 def test_logging_schema(tiny, tmp_path):

@@ -123,3 +123,17 @@ def test_prompt_manifest_rule_on_the_real_files(tmp_path):
     failed = snakemake("results/paper/prompts/sd35_ocr.json", "--cores", "1", "--configfile", paper, cwd=tmp_path)
     text = failed.stdout + failed.stderr
     assert failed.returncode != 0 and "train.txt" in text and "flow_grpo" in text
+
+
+def test_fetch_prompts_option_adds_a_download_job_per_missing_file(tmp_path):
+    overlay = tmp_path / "fetch.yaml"
+    overlay.write_text("fetch_prompts: true\n")
+    paper = str(ROOT / "workflow" / "config" / "paper.yaml")
+    done = snakemake("-n", "--cores", "1", "--configfile", paper, str(overlay), cwd=tmp_path)
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text[-3000:]
+    # GenEval train + test + the 553 evaluation prompts, OCR train + test, PickScore train + test (shared by two settings)
+    assert job_counts(text)["fetch_prompts"] == 7
+    assert "datasets/geneval/evaluation_metadata.jsonl" in text and "datasets/flow_grpo/ocr/train.txt" in text
+    manifest_inputs = re.findall(r"rule prompts_manifest:\n    input: ([^\n]*)", text)
+    assert any("datasets/flow_grpo/geneval/train_metadata.jsonl" in i and "evaluation_metadata" in i for i in manifest_inputs)

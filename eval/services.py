@@ -1,0 +1,93 @@
+"""Metric services (the GenEval detector, the UnifiedReward judge) started for the length of a job.
+
+A metric block of the config may hold ``serve``, a shell command that starts the metric's server
+(in its own environment, e.g. ``conda run -p <env> python -m eval.geneval.service ...`` or
+``workflow/scripts/serve_unifiedreward.sh ...``), next to the ``url`` the client talks to.
+:func:`running_services` starts each such command unless something already listens at its url,
+waits until the port accepts connections (``serve_timeout`` seconds, default 900), and stops it when
+the job ends, so a training or scoring job on a GPU node brings up what it needs and leaves nothing
+behind. The server's output goes to ``serve_log`` (default: a file beside the job's output).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlparse
+
+
+class ServiceError(RuntimeError):
+    """A metric server that did not come up; the message names the command and its log."""
+
+
+def listening(url: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at ``url``'s host and port."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def service(name: str, options: dict[str, Any], log_dir: Path) -> Iterator[None]:
+    """Run metric ``name``'s ``serve`` command until the block exits (nothing to do without one)."""
+    command, url = options.get("serve"), options.get("url")
+    if not command or (url and listening(url)):
+        yield
+        return
+    if not url:
+        raise ServiceError(f"metrics.{name}.serve is set but metrics.{name}.url is not; set the url the server listens at")
+    log_path = Path(options.get("serve_log") or log_dir / f"{name}_server.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, shell=True, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_listening(name, url, process, float(options.get("serve_timeout", 900)), log_path)
+        print(f"{name}: server up at {url} (log {log_path})", flush=True)
+        yield
+    finally:
+        stop(process)
+
+
+def wait_until_listening(name: str, url: str, process: subprocess.Popen, timeout: float, log_path: Path) -> None:
+    """Poll ``url`` until it accepts connections; fail early if the server exits."""
+    deadline = time.monotonic() + timeout
+    while not listening(url):
+        if process.poll() is not None:
+            raise ServiceError(f"the {name} server exited with code {process.returncode} before listening at {url}; "
+                               f"see {log_path} (command: metrics.{name}.serve)")
+        if time.monotonic() > deadline:
+            stop(process)
+            raise ServiceError(f"the {name} server did not listen at {url} within {timeout:.0f} s; see {log_path} "
+                               f"(raise metrics.{name}.serve_timeout if the model loads slowly)")
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate the server's process group, then kill it if it does not exit within 20 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def running_services(metrics: dict[str, Any], names: Sequence[str], log_dir: Path) -> Iterator[None]:
+    """Every server that the metrics ``names`` need, up for the length of the block."""
+    with ExitStack() as stack:
+        for name in dict.fromkeys(names):
+            stack.enter_context(service(name, metrics.get(name) or {}, log_dir))
+        yield

@@ -1,0 +1,76 @@
+"""``python -m eval.weights --config CONFIG``: which local weights an experiment needs, and which are missing.
+
+Lists, for every setting of an experiment (or for one run config), the backbone folder and every
+metric the task uses (the proxy reward and each gold metric) with the paths its ``metrics`` block
+names; a missing one is printed with what it should be and how to get it. Exit status 1 when
+anything is missing, so a cluster job can check before it starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eval.metrics import METRICS, metric_module, missing_weights
+from guard.cli import job_parser
+from guard.config import ConfigError, config_from_dict, grid_settings, load_config, resolve_run
+
+
+def run_configs(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(label, resolved trainer keys) per setting of an experiment, or the one run config."""
+    data = yaml.safe_load(path.read_text()) or {}
+    if "grid" not in data:
+        return [(str(path), load_config(path).to_dict())]
+    configs = []
+    for backbone, task in grid_settings(data):
+        variant = next(iter(data["grid"][backbone][task]["variants"]))
+        configs.append((f"{backbone}/{task}", config_from_dict(resolve_run(data, variant, f"{backbone}/{task}")).to_dict()))
+    return configs
+
+
+def metric_names(config: dict[str, Any]) -> list[str]:
+    """The real metrics a run uses: its proxy reward and its gold metrics (none for the nano task)."""
+    task = config["task"]
+    names = [task["reward"], *task.get("gold", [])] if isinstance(task.get("gold", []), list) else [task["reward"]]
+    return [n for n in names if n in METRICS]
+
+
+def check(config: dict[str, Any]) -> list[str]:
+    """Lines describing what is present and what is missing for one run config."""
+    lines = []
+    backbone = config["backbone"]
+    if "path" in backbone:
+        ok = (Path(backbone["path"]) / "model_index.json").is_file()
+        lines.append(f"  {'ok     ' if ok else 'MISSING'} backbone {backbone['name']}: {backbone['path']}"
+                     + ("" if ok else " (a diffusers folder with model_index.json; see README 'Weights')"))
+    for name in metric_names(config):
+        options = config["metrics"].get(name) or {}
+        problems = missing_weights(name, options)
+        if problems:
+            lines += [f"  MISSING {p}" for p in problems]
+        else:
+            paths = ", ".join(f"{s.key}={options[s.key]}" for s in metric_module(name).WEIGHTS if s.key in options)
+            lines.append(f"  ok      {name}: {paths or 'no local weights needed'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser(__doc__, "experiment file (workflow/config/*.yaml) or one run's config")
+    args = parser.parse_args(argv)
+    try:
+        configs = run_configs(Path(args.config))
+    except (ConfigError, OSError, yaml.YAMLError) as err:
+        parser.exit(2, f"error: {err}\n")
+    missing = False
+    for label, config in configs:
+        lines = check(config)
+        print(label)
+        print("\n".join(lines) if lines else "  (no real backbone or metric)")
+        missing |= any("MISSING" in line for line in lines)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

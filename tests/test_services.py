@@ -1,0 +1,41 @@
+"""Metric servers started for the length of a job: up before the block, stopped after, clear errors otherwise."""
+
+import socket
+import sys
+
+import pytest
+
+from eval.services import ServiceError, listening, running_services
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_serve_command_runs_exactly_for_the_block(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    metrics = {"judge": {"url": url, "serve": f"{sys.executable} -m http.server {port} --bind 127.0.0.1"},
+               "plain": {"checkpoint": "x"}}
+    assert not listening(url)
+    with running_services(metrics, ["judge", "plain", "judge"], tmp_path):
+        assert listening(url)
+    assert not listening(url)
+    assert (tmp_path / "judge_server.log").is_file()
+
+
+def test_a_server_that_exits_early_names_its_log(tmp_path):
+    metrics = {"geneval": {"url": f"http://127.0.0.1:{free_port()}", "serve": f"{sys.executable} -c 'import sys; sys.exit(3)'"}}
+    with pytest.raises(ServiceError, match="exited with code 3") as err:
+        with running_services(metrics, ["geneval"], tmp_path):
+            pass
+    assert "geneval_server.log" in str(err.value)
+
+
+def test_a_slow_server_times_out_and_is_stopped(tmp_path):
+    metrics = {"judge": {"url": f"http://127.0.0.1:{free_port()}", "serve": "sleep 60", "serve_timeout": 1}}
+    with pytest.raises(ServiceError, match="within 1 s"):
+        with running_services(metrics, ["judge"], tmp_path):
+            pass
