@@ -43,16 +43,16 @@ def check(config: dict[str, Any]) -> list[str]:
     backbone = config["backbone"]
     if "path" in backbone:
         ok = (Path(backbone["path"]) / "model_index.json").is_file()
-        lines.append(f"  {'ok     ' if ok else 'MISSING'} backbone {backbone['name']}: {backbone['path']}"
+        lines.append(f"{'ok     ' if ok else 'MISSING'} backbone {backbone['name']}: {backbone['path']}"
                      + ("" if ok else " (a diffusers folder with model_index.json; see README 'Weights')"))
     for name in metric_names(config):
         options = config["metrics"].get(name) or {}
         problems = missing_weights(name, options)
         if problems:
-            lines += [f"  MISSING {p}" for p in problems]
+            lines += [f"MISSING {p}" for p in problems]
         else:
             paths = ", ".join(f"{s.key}={options[s.key]}" for s in metric_module(name).WEIGHTS if s.key in options)
-            lines.append(f"  ok      {name}: {paths or 'no local weights needed'}")
+            lines.append(f"ok      {name}: {paths or 'no local weights needed'}")
     return lines
 
 
@@ -63,12 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         configs = run_configs(Path(args.config))
     except (ConfigError, OSError, yaml.YAMLError) as err:
         parser.exit(2, f"error: {err}\n")
-    missing = False
+    needed_by: dict[str, list[str]] = {}  # each line once, with the settings that need it
     for label, config in configs:
-        lines = check(config)
-        print(label)
-        print("\n".join(lines) if lines else "  (no real backbone or metric)")
-        missing |= any("MISSING" in line for line in lines)
+        for line in check(config):
+            needed_by.setdefault(line, []).append(label)
+    for line, labels in sorted(needed_by.items(), key=lambda item: "MISSING" in item[0]):
+        print(f"{line}\n      (needed by {', '.join(labels)})")
+    missing = sum("MISSING" in line for line in needed_by)
+    print(f"{missing} missing" if missing else "every weight is in place")
     return 1 if missing else 0
 
 

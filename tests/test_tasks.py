@@ -54,3 +54,24 @@ def test_a_metric_without_its_weights_fails_on_first_use_naming_the_option(tmp_p
 def test_missing_prompt_folder_names_the_file_and_its_source(tmp_path):
     with pytest.raises(FileNotFoundError, match="flow_grpo"):
         build_task("flux", {"reward": "ocr", "prompts": str(tmp_path / "ocr"), "gold": []})
+
+
+def _weights_cli(config):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "eval.weights", "--config", str(config)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_weights_check_lists_each_missing_weight_once_with_how_to_get_it():
+    done = _weights_cli("workflow/config/paper.yaml")
+    assert done.returncode == 1, done.stderr
+    out = done.stdout
+    for option in ("metrics.hpsv2.checkpoint", "metrics.pickscore.model", "metrics.imagereward.med_config",
+                   "metrics.geneval.clip_checkpoint", "metrics.unifiedreward.model_path"):
+        assert out.count(option) == 1, option
+    assert "huggingface-cli download xswu/HPSv2" in out and "needed by sd35/geneval, sd35/ocr, sd35/pickscore, flux/pickscore" in out
+    assert "MISSING backbone flux: weights/FLUX.1-dev" in out and "ok      ocr" in out
+    assert _weights_cli("workflow/config/nano.yaml").returncode == 0
