@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from eval.metrics import Metric, WeightSpec, default_device
-from eval.pickscore import in_batches, to_pil
+from eval.metrics import in_batches, to_pil
 
 WEIGHTS = (
     WeightSpec("checkpoint", "the HPS v2.1 checkpoint HPS_v2.1_compressed.pt (a dict with 'state_dict')",

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from eval.metrics import Metric, WeightSpec, default_device
-from eval.pickscore import in_batches, to_pil
+from eval.metrics import in_batches, to_pil
 
 WEIGHTS = (
     WeightSpec("checkpoint", "the ImageReward-v1.0 state dict ImageReward.pt",

@@ -15,9 +15,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 
 METRICS: dict[str, str] = {
     "pickscore": "eval.pickscore",
@@ -81,3 +83,23 @@ def build_metric(name: str, options: dict[str, Any]) -> Metric:
 def default_device(options: dict[str, Any]) -> torch.device:
     """``options['device']``, else CUDA where available, else the CPU."""
     return torch.device(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, ``(x * 255).round()`` as the references do (in fp32: bf16 rounds 255x)."""
+    pixels = (images.detach().float() * 255).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [0, 1] -> uint8 RGB PIL images (what the reference scorers are given)."""
+    return [Image.fromarray(a) for a in to_uint8_hwc(images)]
+
+
+def in_batches(score: Callable[[torch.Tensor, Sequence[str]], torch.Tensor], images: torch.Tensor,
+               prompts: Sequence[str], batch_size: int) -> torch.Tensor:
+    """``score`` applied to consecutive chunks of at most ``batch_size`` (image, prompt) pairs, concatenated."""
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts; give one prompt per image")
+    chunks = [score(images[i:i + batch_size], prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    return torch.cat([torch.zeros(0), *chunks])

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from eval.metrics import Metric, MissingWeightsError, WeightSpec
+from eval.metrics import Metric, MissingWeightsError, WeightSpec, to_uint8_hwc
 from guard.prompts import ocr_target
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,6 @@ def ocr_reward(recognised: str, target: str) -> float:
     if t in r:
         return 1.0
     return 1.0 - min(Levenshtein.distance(r, t), len(t)) / len(t)
-
-
-def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, rounded as the reference does."""
-    pixels = (images.detach().float() * 255).round().clamp(0, 255).to(torch.uint8)  # fp32: bf16 rounds 255x
-    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 @dataclass

@@ -8,12 +8,11 @@ raw cosine instead; divide out ``logit_scale.exp() / 26`` to compare.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
-from PIL import Image
 
-from eval.metrics import Metric, WeightSpec, default_device
+from eval.metrics import Metric, WeightSpec, default_device, in_batches, to_pil
 
 WEIGHTS = (
     WeightSpec("model", "the PickScore_v1 CLIP model folder (config.json + weights)",
@@ -25,21 +24,6 @@ WEIGHTS = (
 
 SCALE_DIVISOR = 26.0
 """Flow-GRPO divides logit_scale * cos by 26 to bring PickScore near [0, 1]."""
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(B, 3, H, W) in [0, 1] -> uint8 RGB PIL images (round to the nearest level, as the references do)."""
-    arrays = (images.detach() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a) for a in arrays]
-
-
-def in_batches(score: Callable[[torch.Tensor, Sequence[str]], torch.Tensor], images: torch.Tensor,
-               prompts: Sequence[str], batch_size: int) -> torch.Tensor:
-    """``score`` applied to consecutive chunks of at most ``batch_size`` (image, prompt) pairs, concatenated."""
-    if len(images) != len(prompts):
-        raise ValueError(f"{len(images)} images but {len(prompts)} prompts; give one prompt per image")
-    chunks = [score(images[i:i + batch_size], prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]
-    return torch.cat([torch.zeros(0), *chunks])
 
 
 class PickScore:

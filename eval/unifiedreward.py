@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from eval.metrics import Metric, WeightSpec
+from eval.metrics import Metric, WeightSpec, to_uint8_hwc
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,6 @@ def request_body(model: str, image: np.ndarray, prompt: str) -> dict[str, Any]:
         {"type": "text", "text": QUESTION.format(prompt=prompt)},
     ]
     return {"model": model, "messages": [{"role": "user", "content": content}], "temperature": 0}
-
-
-def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, rounded as the reference does."""
-    pixels = (images.detach().float() * 255).round().clamp(0, 255).to(torch.uint8)  # fp32: bf16 rounds 255x
-    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 @dataclass

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-from PIL import Image
 
 from eval.geneval.client import DetectorClient
+from eval.metrics import to_pil
 from eval.geneval.colors import ColorClassifier
 from eval.geneval.rules import (COUNTING_THRESHOLD, THRESHOLD, PartialVerdict, Verdict, accuracy_by_tag,
                                 evaluate, evaluate_partial, keep_objects)
@@ -33,12 +33,6 @@ def load_records(paths: str | Path | Sequence[str | Path]) -> dict[str, dict[str
                 raise ValueError(f"{path}:{record.line}: prompt {record.prompt!r} already has different "
                                  "metadata in an earlier line or file; a prompt must map to one record")
     return records
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(B, 3, H, W) in [0, 1] -> RGB images, rounded to uint8 as Flow-GRPO's reward does."""
-    array = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a) for a in array]
 
 
 @dataclass
