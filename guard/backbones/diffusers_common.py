@@ -42,7 +42,7 @@ class DiffusersOptions:
     mixed_precision: str = "fp16"
     """Autocast dtype of the transformer forward: fp16, bf16 or no (fp32)."""
     lora: dict[str, Any] = field(default_factory=lambda: dict(PAPER_LORA))
-    """LoRA adapter {rank, alpha, targets} on the transformer (the trainable parameters)."""
+    """LoRA adapter {rank, alpha, targets[, seed]} on the transformer (the trainable parameters)."""
     gradient_checkpointing: bool = False
     """Recompute transformer block activations in the backward pass (less memory, ~30% slower)."""
     device: str | None = None
@@ -116,14 +116,17 @@ def load_pipeline(cls: type, path: Path, device: torch.device, half: torch.dtype
 
 
 def add_lora(transformer: torch.nn.Module, lora: dict[str, Any], checkpointing: bool) -> torch.nn.Module:
-    """peft LoRA (rank r, alpha, target module names; A gaussian, B = 0) on the frozen transformer."""
+    """peft LoRA (rank r, alpha, target module names; A gaussian from ``lora.seed``, B = 0) on the frozen transformer."""
     from peft import LoraConfig, get_peft_model
 
     if checkpointing:
         transformer.enable_gradient_checkpointing()
     config = LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"], target_modules=list(lora["targets"]),
                         init_lora_weights="gaussian", lora_dropout=0.0)
-    return get_peft_model(transformer, config)
+    device = next(transformer.parameters()).device
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(lora.get("seed", 0))
+        return get_peft_model(transformer, config)
 
 
 def fixed_chunks(fn: Callable[..., torch.Tensor], rows: Sequence[torch.Tensor], size: int) -> torch.Tensor:
