@@ -2,7 +2,9 @@
 
 A checkpoint is a folder ``ckpt-<iteration>``, written under a temporary name and renamed when
 complete; ``latest`` (replaced atomically) names the newest one. A killed job leaves at worst a
-``.tmp`` folder, which is ignored and removed on the next save.
+``.tmp`` folder, which is ignored and removed on the next save. Tensors are saved from the CPU and
+loaded onto the device of the parameters they restore (the optimizer state follows its parameters),
+so a checkpoint does not depend on the device or on the number of training processes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 def _flat_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
-    tensors = {f"{idx}.{key}": value.contiguous() for idx, s in state["state"].items() for key, value in s.items()}
+    tensors = {f"{idx}.{key}": value.cpu().contiguous() for idx, s in state["state"].items() for key, value in s.items()}
     return tensors, {"param_groups": state["param_groups"]}
 
 
@@ -46,8 +48,8 @@ def save_checkpoint(root: Path, iteration: int, params: list[torch.nn.Parameter]
     tmp = root / f"ckpt-{iteration:06d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({f"{i}": p.detach().contiguous() for i, p in enumerate(params)}, tmp / "model.safetensors")
-    save_file({f"{i}": s.contiguous() for i, s in enumerate(shadow)}, tmp / "ema.safetensors")
+    save_file({f"{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)}, tmp / "model.safetensors")
+    save_file({f"{i}": s.cpu().contiguous() for i, s in enumerate(shadow)}, tmp / "ema.safetensors")
     opt_tensors, opt_meta = _flat_optimizer_state(optimizer)
     save_file(opt_tensors, tmp / "optimizer.safetensors")
     save_file({"generator": generator.get_state()}, tmp / "rng.safetensors")

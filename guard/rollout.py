@@ -1,16 +1,19 @@
 """Rollouts: SDE sampling that stores x_k, mu_old and log p for every step, and ODE sampling for evaluation.
 
 The stored means and log-probs are the old policy's: no extra forward pass is needed for it.
+Latents live on the backbone's ``device`` (the CPU for a backbone without one); noise is always
+drawn from a CPU generator and then moved, so the random streams do not depend on the device.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from guard.backbone import Backbone
+from guard.distributed import Shard
 from guard.schedule import SDESchedule, diffusers_flow_grid
 from guard.sde import SDE_MEANS, gaussian_log_prob, ode_step, sde_sample
 
@@ -23,6 +26,16 @@ class Trajectory:
     means: torch.Tensor
     log_probs: torch.Tensor
     final: torch.Tensor
+
+
+def backbone_device(backbone: Backbone) -> torch.device:
+    """The device of the backbone's velocity inputs and outputs (``device`` attribute; the CPU if absent)."""
+    return getattr(backbone, "device", torch.device("cpu"))
+
+
+def schedule_on(sched: SDESchedule, device: torch.device) -> SDESchedule:
+    """The schedule with its per-step tensors on ``device``."""
+    return replace(sched, t=sched.t.to(device), h=sched.h.to(device), sigma=sched.sigma.to(device), s=sched.s.to(device))
 
 
 def initial_noise(batch: int, shape: tuple[int, ...], generator: torch.Generator, group_size: int = 1) -> torch.Tensor:
@@ -40,15 +53,22 @@ def step_mean(backbone: Backbone, sched: SDESchedule, x: torch.Tensor, k: torch.
 
 @torch.no_grad()
 def sample_sde(backbone: Backbone, sched: SDESchedule, cond: Any, x: torch.Tensor, generator: torch.Generator,
-               decode_x0_hat: bool = False) -> Trajectory:
-    """Run the SDE from x_T = x over every step, storing what training needs."""
+               decode_x0_hat: bool = False, shard: Shard | None = None) -> Trajectory:
+    """Run the SDE from x_T = x over every step, storing what training needs.
+
+    ``x`` holds the rows ``shard`` of a batch of ``shard.total`` samples (default: the whole batch).
+    Each step draws the whole batch's noise from ``generator`` (on the CPU) and keeps those rows, so a
+    process that samples a shard consumes the generator exactly as one that samples the whole batch.
+    """
     batch = x.shape[0]
+    shard = shard or Shard(0, batch, batch)
     latents, means, log_probs = [x.float()], [], []
     x0_hat = x
     for k in range(sched.num_steps):
         v = backbone.velocity(latents[-1], sched.t[k].expand(batch), cond).float()
         mean = SDE_MEANS[sched.kind](latents[-1], v, sched.t[k], sched.h[k], sched.sigma[k])
-        x_next = sde_sample(mean, sched.s[k], torch.randn(mean.shape, generator=generator))
+        noise = torch.randn((shard.total, *mean.shape[1:]), generator=generator)[shard.rows].to(mean.device)
+        x_next = sde_sample(mean, sched.s[k], noise)
         log_probs.append(gaussian_log_prob(x_next, mean, sched.s[k]))
         if decode_x0_hat and k == sched.num_steps - 1:
             x0_hat = latents[-1] - sched.t[k] * v
@@ -60,7 +80,8 @@ def sample_sde(backbone: Backbone, sched: SDESchedule, cond: Any, x: torch.Tenso
 
 @torch.no_grad()
 def sample_ode(backbone: Backbone, t_grid: torch.Tensor, cond: Any, x: torch.Tensor) -> torch.Tensor:
-    """Deterministic Euler sampling over t_grid (evaluation)."""
+    """Deterministic Euler sampling over t_grid (evaluation), on ``x``'s device."""
+    t_grid = t_grid.to(x.device)
     for k in range(len(t_grid) - 1):
         t = t_grid[k].expand(x.shape[0])
         x = ode_step(x, backbone.velocity(x, t, cond).float(), t_grid[k], t_grid[k + 1])
@@ -73,5 +94,6 @@ def evaluation_images(backbone: Backbone, prompts: list[str], per_prompt: int, s
     """The fixed-seed evaluation set: every prompt ``per_prompt`` times, ODE-sampled and decoded to [0, 1]."""
     names = [p for p in prompts for _ in range(per_prompt)]
     x = torch.randn((len(names), *backbone.latent_shape), generator=torch.Generator().manual_seed(seed))
+    x = x.to(backbone_device(backbone))
     final = sample_ode(backbone, diffusers_flow_grid(steps, shift), backbone.encode(names), x)
     return names, backbone.decode(final)

@@ -10,6 +10,14 @@ Outputs in the run folder: config.yaml, train.jsonl (per iteration), steps.jsonl
 update and denoising step), eval.jsonl (proxy and gold on fixed seeds, EMA weights),
 logratios.jsonl (raw per-sample log-ratios at chosen iterations), samples/iter_*.png,
 checkpoints/ (atomic, resumable), final.json.
+
+Several processes (``accelerate launch --num_processes N -m guard.train ...``) split each rollout
+into contiguous blocks of groups and give the one-process update of the same global batch
+(guard/distributed.py says how). Only the main process writes the run folder and evaluates. Two
+things are per process: ``bias_reduction: batch`` averages b over the process's part of the
+minibatch (as the public script does per GPU), and the per-step diagnostics in steps.jsonl and
+logratios.jsonl are those of the main process's samples (``n`` counts them); the loss, the grad
+norm and ``step_grad_norm`` are global.
 """
 
 from __future__ import annotations
@@ -32,11 +40,13 @@ from guard.backbone import Backbone
 from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json_atomic
 from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, TrainConfig, load_config
+from guard.distributed import Processes
 from guard.ema import EMA
 from guard.loss import grpo_step_loss
 from guard.prompts import KRepeatSampler
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
-from guard.rollout import Trajectory, evaluation_images, initial_noise, sample_sde, step_mean
+from guard.rollout import (Trajectory, backbone_device, evaluation_images, initial_noise, sample_sde, schedule_on,
+                           step_mean)
 from guard.schedule import SCHEDULES, SDESchedule
 from guard.sde import gaussian_log_prob
 
@@ -49,12 +59,13 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class Batch:
-    """One rollout ready for training."""
+    """One rollout ready for training: this process's shard of it, and the whole batch's advantages."""
 
     prompts: list[str]
     cond: Any
     traj: Trajectory
     advantages: torch.Tensor
+    """(B,) of the whole batch, on the CPU."""
 
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -84,14 +95,20 @@ def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Gener
 
 
 class Trainer:
-    """Runs GRPO for one config into one output folder, resuming from its last checkpoint."""
+    """Runs GRPO for one config into one output folder, resuming from its last checkpoint.
+
+    ``processes``: the process group of a multi-process launch (default: this process alone).
+    """
 
     def __init__(self, config: TrainConfig, backbone: Backbone, task: Task, out: Path,
-                 restart_on_change: bool = False) -> None:
+                 restart_on_change: bool = False, processes: Processes | None = None) -> None:
         self.config, self.backbone, self.task, self.out = config, backbone, task, Path(out)
         self.restart_on_change = restart_on_change
+        self.processes = processes or Processes()
+        self.shard = self.processes.shard(config.prompts_per_iteration, config.group_size)
+        self.device = backbone_device(backbone)
         self.variant = get_variant(config.variant)
-        self.sched = build_schedule(config)
+        self.sched = schedule_on(build_schedule(config), self.device)
         self.params = [p for p in backbone.trainable_parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,
                                            weight_decay=config.weight_decay)
@@ -102,28 +119,41 @@ class Trainer:
 
     # --- set-up and resume ---------------------------------------------------------------------
     def prepare(self) -> None:
-        """Create the run folder, check the saved config, and resume from the latest checkpoint."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "samples").mkdir(exist_ok=True)
-        saved = self.out / "config.yaml"
-        current = self.config.to_dict()
-        if saved.is_file():
-            previous = yaml.safe_load(saved.read_text())
-            changed = {k: (previous.get(k), v) for k, v in current.items() if k != "iterations" and previous.get(k) != v}
-            if changed and not self.restart_on_change:
-                raise ConfigError(f"{self.out} holds a run with another config (key: (saved, new)) {changed}; "
-                                  "use a new output folder, delete this one, or pass --on-config-change restart")
+        """Check the saved config, create the run folder, and resume from the latest checkpoint.
+
+        Every process checks the config and loads the checkpoint; only the main one writes.
+        """
+        changed = self.config_changes()
+        self.processes.barrier()  # every process has read the saved config before it is replaced
+        if self.processes.is_main:
             if changed:
                 self.set_aside()
-        saved.write_text(yaml.safe_dump(current, sort_keys=False))
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        self.processes.barrier()
         folder = latest_checkpoint(self.out / "checkpoints")
         if folder is not None:
             state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
             self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
             self.start = state["iteration"]
-            print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
-        for name in LOG_FILES:
-            truncate_jsonl(self.out / name, self.start)
+            if self.processes.is_main:
+                print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
+        if self.processes.is_main:
+            for name in LOG_FILES:
+                truncate_jsonl(self.out / name, self.start)
+
+    def config_changes(self) -> dict[str, tuple[Any, Any]]:
+        """Keys whose value differs from the run folder's saved config (key: (saved, new)); raises unless restarting."""
+        saved = self.out / "config.yaml"
+        if not saved.is_file():
+            return {}
+        previous = yaml.safe_load(saved.read_text())
+        changed = {k: (previous.get(k), v) for k, v in self.config.to_dict().items()
+                   if k != "iterations" and previous.get(k) != v}
+        if changed and not self.restart_on_change:
+            raise ConfigError(f"{self.out} holds a run with another config (key: (saved, new)) {changed}; "
+                              "use a new output folder, delete this one, or pass --on-config-change restart")
+        return changed
 
     def set_aside(self) -> None:
         """Move a run made with another config to ``<out>.replaced-<n>`` (kept, not deleted) and start afresh."""
@@ -134,24 +164,29 @@ class Trainer:
         (self.out / "samples").mkdir(parents=True)
 
     def save(self, iteration: int) -> None:
-        """Checkpoint after ``iteration`` completed iterations."""
+        """Checkpoint after ``iteration`` completed iterations (called on the main process only)."""
         extra = {"ema_optimizer_steps": self.ema.optimizer_steps, "ema_updates": self.ema.updates}
         save_checkpoint(self.out / "checkpoints", iteration, self.params, self.ema.shadow, self.optimizer,
                         self.generator, extra)
 
     # --- rollout -------------------------------------------------------------------------------
     def rollout(self, iteration: int) -> tuple[Batch, dict[str, Any]]:
-        """Sample a group per prompt, score it, and compute advantages."""
+        """Sample a group per prompt (this process's shard of them), score it, and compute advantages.
+
+        The noise of the whole batch is drawn here, whatever the shard; the rewards of every process
+        are gathered, so the advantages are those of the whole batch.
+        """
         c = self.config
         t0 = time.perf_counter()
         draw = self.sampler.draw(iteration)
-        prompts = draw.prompts
+        prompts = draw.prompts[self.shard.rows]
         cond = self.backbone.encode(prompts)
         group = c.group_size if c.shared_group_noise else 1
-        x = initial_noise(len(prompts), self.backbone.latent_shape, self.generator, group)
-        traj = sample_sde(self.backbone, self.sched, cond, x, self.generator, c.decode_x0_hat)
+        x = initial_noise(len(draw.prompts), self.backbone.latent_shape, self.generator, group)[self.shard.rows]
+        traj = sample_sde(self.backbone, self.sched, cond, x.to(self.device), self.generator, c.decode_x0_hat, self.shard)
         t1 = time.perf_counter()
-        rewards = self.task.reward(self.backbone.decode(traj.final), prompts).float()
+        rewards = self.task.reward(self.backbone.decode(traj.final), prompts).float().cpu()
+        rewards = self.processes.gather(rewards)
         t2 = time.perf_counter()
         adv = group_advantages(rewards, torch.tensor(draw.group), c.adv_std, c.adv_std_eps, c.adv_clip, c.adv_std_unbiased)
         row = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std(unbiased=False)),
@@ -160,9 +195,13 @@ class Trainer:
 
     # --- update --------------------------------------------------------------------------------
     def train_on(self, batch: Batch, iteration: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-        """All optimizer steps on one rollout; returns iteration stats, per-step rows and histogram rows."""
+        """All optimizer steps on one rollout; returns iteration stats, per-step rows and histogram rows.
+
+        Minibatches are drawn from the whole batch (the same on every process); each process trains
+        on the samples of a minibatch it holds.
+        """
         c = self.config
-        keep = torch.nonzero(batch.advantages != 0).flatten() if c.drop_zero_advantage else torch.arange(len(batch.prompts))
+        keep = torch.nonzero(batch.advantages != 0).flatten() if c.drop_zero_advantage else torch.arange(len(batch.advantages))
         step_rows, hist_rows, losses, norms = [], [], [], []
         update = 0
         for _ in range(c.inner_epochs):
@@ -176,53 +215,75 @@ class Trainer:
                 step_rows += rows
                 hist_rows += hist
                 update += 1
+        losses = self.processes.sum_floats(losses)
         stats = {"kept": len(keep), "updates": update,
                  "loss": sum(losses) / max(len(losses), 1), "grad_norm": sum(norms) / max(len(norms), 1)}
         return stats, step_rows, hist_rows
 
     def minibatch_step(self, batch: Batch, mb: torch.Tensor, iteration: int, update: int) -> tuple[float, list, list]:
-        """Accumulate the gradients of every trained step of one minibatch."""
-        c, sched, traj = self.config, self.sched, batch.traj
-        cond = self.backbone.select(batch.cond, mb)
-        adv = batch.advantages[mb]
-        steps = trained_step_indices(len(mb), c, self.generator)
-        rows, hist, total = [], [], 0.0
+        """Accumulate the gradients of every trained step of one minibatch (``mb``: whole-batch indices).
+
+        The trained steps are drawn for the whole minibatch; this process computes the loss of the
+        samples it holds, each step's loss summed over them and divided by len(mb), so the
+        processes' gradients add up to the gradient of the whole minibatch.
+        """
+        c = self.config
+        all_steps = trained_step_indices(len(mb), c, self.generator)
+        mine, local = self.shard.take(mb)
+        steps, adv = all_steps[mine], batch.advantages[mb[mine]].to(self.device)
+        cond = self.backbone.select(batch.cond, local)
+        rows, hist, total, failure = [], [], 0.0, None
         track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
         previous_grad = self.grads() if track else None
-        for j in range(steps.shape[1]):
-            k, rows_idx = steps[:, j], torch.arange(len(mb))
-            x, x_next = traj.latents[mb, k], traj.latents[mb, k + 1]
-            mu_old, lp_old = traj.means[mb, k], traj.log_probs[mb, k]
-            mu = step_mean(self.backbone, sched, x, k, cond)
-            mu_ref = step_mean(self.backbone, sched, x, k, cond, reference=True) if c.kl_beta > 0 else None
-            lp = gaussian_log_prob(x_next, mu, sched.s[k])
-            loss = torch.zeros(())
-            for step in torch.unique(k).tolist():
-                m = rows_idx[k == step]
-                kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
-                out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
-                                     sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
-                                     None if mu_ref is None else mu_ref[m], c.bias_reduction)
-                loss = loss + out.loss * len(m) / len(mb)
-                rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),
-                             **{key: float(v) for key, v in out.diagnostics.items()}})
-                if iteration in c.histogram_iterations:
-                    hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m]))
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, step {int(k[0])}; "
-                    f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Check the reward for NaNs or "
-                    "lower lr; rerunning with the same config resumes from that checkpoint, a changed config needs "
-                    "a new output folder (or --on-config-change restart, which keeps this one as .replaced-<n>).")
-            (loss / steps.shape[1]).backward()
-            total += float(loss.detach())
+        for j in range(all_steps.shape[1]):
+            k = steps[:, j]
+            if len(local):
+                loss, step_rows, step_hist = self.step_loss(batch.traj, local, k, cond, adv, len(mb), iteration, update)
+                rows += step_rows
+                hist += step_hist
+                if failure is None and not torch.isfinite(loss):
+                    failure = f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, step {int(k[0])}"
+                (loss / all_steps.shape[1]).backward()
+                total += float(loss.detach())
             if previous_grad is not None:
                 grad = self.grads()
-                if len(torch.unique(k)) == 1:  # the increment is that one denoising step's gradient
-                    delta = torch._foreach_norm(torch._foreach_sub(grad, previous_grad))
-                    rows[-1]["step_grad_norm"] = float(torch.stack(delta).norm()) * steps.shape[1]
+                if len(torch.unique(all_steps[:, j])) == 1:  # the increment is that one denoising step's gradient
+                    delta = torch._foreach_sub(grad, previous_grad)
+                    self.processes.sum(delta)
+                    if len(local):
+                        rows[-1]["step_grad_norm"] = float(torch.stack(torch._foreach_norm(delta)).norm()) * all_steps.shape[1]
                 previous_grad = grad
-        return total / steps.shape[1], rows, hist
+        if self.processes.any(failure is not None):
+            raise NonFiniteLossError(
+                f"{failure or f'non-finite loss on another process at iteration {iteration}, update {update}'}; "
+                f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Check the reward for NaNs or "
+                "lower lr; rerunning with the same config resumes from that checkpoint, a changed config needs "
+                "a new output folder (or --on-config-change restart, which keeps this one as .replaced-<n>).")
+        return total / all_steps.shape[1], rows, hist
+
+    def step_loss(self, traj: Trajectory, local: torch.Tensor, k: torch.Tensor, cond: Any, adv: torch.Tensor, n: int,
+                  iteration: int, update: int) -> tuple[torch.Tensor, list, list]:
+        """One denoising step of samples ``local`` of ``traj`` (step ``k`` each): sum of their losses / ``n``,
+        with a diagnostic row (and histogram row) per distinct step."""
+        c, sched = self.config, self.sched
+        x, x_next = traj.latents[local, k], traj.latents[local, k + 1]
+        mu_old, lp_old = traj.means[local, k], traj.log_probs[local, k]
+        mu = step_mean(self.backbone, sched, x, k, cond)
+        mu_ref = step_mean(self.backbone, sched, x, k, cond, reference=True) if c.kl_beta > 0 else None
+        lp = gaussian_log_prob(x_next, mu, sched.s[k])
+        loss, rows, hist, index = torch.zeros((), device=self.device), [], [], torch.arange(len(local))
+        for step in torch.unique(k).tolist():
+            m = index[k == step]
+            kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
+            out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
+                                 sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
+                                 None if mu_ref is None else mu_ref[m], c.bias_reduction)
+            loss = loss + out.loss * len(m) / n
+            rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),
+                         **{key: float(v) for key, v in out.diagnostics.items()}})
+            if iteration in c.histogram_iterations:
+                hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m]))
+        return loss, rows, hist
 
     def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old) -> dict[str, Any]:
         """Raw and normalised per-sample log-ratios of one step."""
@@ -236,7 +297,8 @@ class Trainer:
         return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in self.params]
 
     def optimizer_step(self) -> float:
-        """Clip, step, zero, update the EMA; returns the pre-clip grad norm."""
+        """Sum the processes' gradients, clip, step, zero, update the EMA; returns the pre-clip grad norm."""
+        self.processes.sum_grads(self.params)
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -246,7 +308,7 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, iteration: int) -> dict[str, Any]:
-        """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights."""
+        """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights (main process only)."""
         c = self.config
         with self.ema.swapped_in():
             prompts, images = evaluation_images(self.backbone, self.task.prompts, c.eval_per_prompt, c.eval_steps,
@@ -261,28 +323,35 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to ``config.iterations``; returns the final evaluation."""
         self.prepare()
-        c = self.config
+        c, main = self.config, self.processes.is_main
+        finish = self.start < c.iterations or not (self.out / "final.json").is_file()
         for i in tqdm(range(self.start, c.iterations), initial=self.start, total=c.iterations,
-                      desc=f"{c.variant} seed {c.seed}", disable=None):
-            if i % c.eval_every == 0:
+                      desc=f"{c.variant} seed {c.seed}", disable=None if main else True):
+            if i % c.eval_every == 0 and main:
                 append_jsonl(self.out / "eval.jsonl", [self.evaluate(i)])
             batch, row = self.rollout(i)
             t0 = time.perf_counter()
             stats, step_rows, hist_rows = self.train_on(batch, i)
             row = {"iteration": i, **row, **stats, "time_update": time.perf_counter() - t0}
-            append_jsonl(self.out / "train.jsonl", [row])
-            append_jsonl(self.out / "steps.jsonl", step_rows)
-            if hist_rows:
-                append_jsonl(self.out / "logratios.jsonl", hist_rows)
-            if (i + 1) % c.checkpoint_every == 0:
+            if main:
+                self.log(row, step_rows, hist_rows)
+            if (i + 1) % c.checkpoint_every == 0 and main:
                 self.save(i + 1)
-        if self.start < c.iterations or not (self.out / "final.json").is_file():
+        if finish and main:
             final = self.evaluate(c.iterations)
             truncate_jsonl(self.out / "eval.jsonl", c.iterations)
             append_jsonl(self.out / "eval.jsonl", [final])
             self.save(c.iterations)
             write_json_atomic(self.out / "final.json", final)
+        self.processes.barrier()
         return json.loads((self.out / "final.json").read_text())
+
+    def log(self, row: dict[str, Any], step_rows: list[dict[str, Any]], hist_rows: list[dict[str, Any]]) -> None:
+        """Append one iteration's rows to train.jsonl, steps.jsonl and logratios.jsonl."""
+        append_jsonl(self.out / "train.jsonl", [row])
+        append_jsonl(self.out / "steps.jsonl", step_rows)
+        if hist_rows:
+            append_jsonl(self.out / "logratios.jsonl", hist_rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-config-change", choices=["error", "restart"], default="error",
                         help="a run folder made with another config: refuse, or move it aside and start over")
     args = parser.parse_args(argv)
+    processes = Processes.launched()  # before torch's threads are set (accelerate resets them on CPUs)
     init_torch(args.threads)
     overrides = {k: v for k, v in {"variant": args.variant, "seed": args.seed, "iterations": args.iterations}.items()
                  if v is not None}
@@ -306,11 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, overrides, args.setting)
         torch.manual_seed(config.seed)
         trainer = Trainer(config, build_backbone(config.backbone), build_task(config.backbone["name"], config.task),
-                          Path(args.out), restart_on_change=args.on_config_change == "restart")
+                          Path(args.out), restart_on_change=args.on_config_change == "restart", processes=processes)
         final = trainer.run()
     except (ConfigError, NonFiniteLossError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
-    print(json.dumps(final))
+    if processes.is_main:
+        print(json.dumps(final))
     return 0 if all(math.isfinite(v) for v in final.values() if isinstance(v, float)) else 1
 
 

@@ -1,0 +1,144 @@
+"""Data parallelism for the GRPO trainer over the processes of ``accelerate launch``.
+
+The result is the one-process update of the same global batch, up to float summation order:
+
+- every process draws the same full-batch prompts and noise from the same CPU generator, so the
+  RNG stream (and a resume) is that of one process; each keeps only its ``Shard``, a contiguous
+  block of whole groups (``prompts_per_iteration`` must be divisible by the number of processes);
+- rewards are all-gathered, so advantages (group or global std) come from the full batch;
+- each optimizer step uses the global minibatch (the same random order everywhere) restricted to
+  the samples a process holds, its loss scaled by local count / global count, so the SUM of the
+  processes' gradients is the one-process gradient of the global minibatch, even where
+  ``drop_zero_advantage`` leaves the processes uneven counts.
+
+Gradients are summed by an explicit all-reduce of the trainable parameters' gradients before
+clipping (``Processes.sum_grads``), not by DDP: the trainer calls the backbone's velocity, never a
+wrapped module; a process may hold no sample of a minibatch and run no backward, where DDP would
+wait for it; and the per-step gradient diagnostic reads the gradient between backward calls.
+One all-reduce per trainable tensor and optimizer step is cheap for LoRA adapters.
+
+No mixed precision is set here: the backbone applies its own autocast, the step math is fp32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Sequence
+
+import torch
+
+from guard.config import ConfigError
+
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
+"""How long a collective waits: the other processes wait in the reward gather while the main
+process evaluates (evaluation runs on the main process only), which can exceed torch's default."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The rows ``start .. stop - 1`` of a batch of ``total`` samples that one process holds."""
+
+    start: int
+    stop: int
+    total: int
+
+    @property
+    def rows(self) -> slice:
+        """The slice of the full batch held here."""
+        return slice(self.start, self.stop)
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Of the full-batch sample indices ``index``: which ones are held here (a mask) and their local rows."""
+        mine = (index >= self.start) & (index < self.stop)
+        return mine, index[mine] - self.start
+
+
+def group_shard(groups: int, group_size: int, rank: int, world: int) -> Shard:
+    """Process ``rank``'s contiguous block of ``groups / world`` whole groups of ``group_size`` samples."""
+    if groups % world:
+        raise ConfigError(f"config key 'prompts_per_iteration' ({groups}) must be divisible by the number of "
+                          f"processes ({world}): each process rolls out whole groups; use a multiple of {world} "
+                          "or launch a number of processes that divides it")
+    size = groups // world * group_size
+    return Shard(rank * size, (rank + 1) * size, groups * group_size)
+
+
+class Processes:
+    """The process group the trainer runs in: one process (no accelerate state) or an accelerate launch."""
+
+    def __init__(self, state: Any = None) -> None:
+        self.state = state
+        self.rank = state.process_index if state is not None else 0
+        self.world = state.num_processes if state is not None else 1
+        self.device = state.device if state is not None else torch.device("cpu")
+        """Where collectives run (the process's GPU under NCCL, the CPU under gloo)."""
+
+    @classmethod
+    def launched(cls) -> "Processes":
+        """The processes of this launch, from accelerate's environment (one process without a launcher).
+
+        Without CUDA the group uses gloo on the CPU (``accelerate launch --multi_gpu`` or ``torchrun``
+        on a CPU machine); call this before building the backbone, so its GPU is this process's.
+        """
+        from accelerate import PartialState
+
+        return cls(PartialState(cpu=not torch.cuda.is_available(), timeout=COLLECTIVE_TIMEOUT))
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes logs, images and checkpoints and runs the evaluation."""
+        return self.rank == 0
+
+    def shard(self, groups: int, group_size: int) -> Shard:
+        """This process's shard of a rollout of ``groups`` groups."""
+        return group_shard(groups, group_size, self.rank, self.world)
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+        if self.world > 1:
+            self.state.wait_for_everyone()
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The processes' equal-sized tensors concatenated along dim 0 in rank order (on ``tensor``'s device)."""
+        if self.world == 1:
+            return tensor
+        from accelerate.utils import gather
+
+        return gather(tensor.to(self.device).contiguous()).to(tensor.device)
+
+    def sum(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Sum each tensor over the processes, in place."""
+        if self.world == 1:
+            return
+        for tensor in tensors:
+            total = tensor.to(self.device)
+            torch.distributed.all_reduce(total)
+            if total is not tensor:
+                tensor.copy_(total)
+
+    def sum_floats(self, values: list[float]) -> list[float]:
+        """Element-wise sums over the processes of equally long lists of numbers."""
+        if self.world == 1:
+            return values
+        total = torch.tensor(values, dtype=torch.float64)
+        self.sum([total])
+        return total.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any process (every process gets the same answer)."""
+        return bool(self.sum_floats([float(flag)])[0]) if self.world > 1 else flag
+
+    def sum_grads(self, params: Sequence[torch.nn.Parameter]) -> None:
+        """Sum every parameter's gradient over the processes; one without a gradient anywhere keeps none.
+
+        A process that held no sample of a minibatch has no gradients: it contributes zeros, so every
+        process then steps every parameter that some process has a gradient for.
+        """
+        if self.world == 1:
+            return
+        present = self.sum_floats([float(p.grad is not None) for p in params])
+        for p, count in zip(params, present):
+            if count and p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self.sum([p.grad for p, count in zip(params, present) if count])
