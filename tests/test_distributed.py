@@ -1,0 +1,139 @@
+"""Data parallelism: a real 2-process CPU run (gloo, ``accelerate launch``) gives the 1-process update.
+
+This file is also the worker that the launch runs (``__main__``): each process trains every case
+of CASES into ``<out>/<case>`` with ``Processes.launched()``; the tests train the same cases in
+this process alone and compare. A process group on the CPU needs ``--multi_gpu`` (torchrun);
+``accelerate launch --cpu --num_processes 2`` starts a single process.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from eval.tasks import build_task
+from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
+from guard.config import ConfigError, TrainConfig
+from guard.distributed import Processes, Shard, group_shard
+from guard.prompts import KRepeatSampler
+from guard.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(width=64, cond_dim=32, depth=1, steps=300, batch=64, warmup=10)
+# lr 1e-5: Adam's first steps move a weight by about lr whatever its gradient's size, so weights
+# whose gradient is near Adam's eps turn float-rounding differences into differences of order lr
+BASE = dict(iterations=2, eval_every=2, checkpoint_every=2, eval_per_prompt=2, histogram_iterations=[1],
+            prompts_per_iteration=4, group_size=4, minibatches=2, inner_epochs=2, lr=1e-5)
+CASES = {
+    # GRPO-Guard with group std; the first group of iteration 0 (process 0's) scores a constant, so
+    # its advantages are 0 and drop_zero_advantage leaves the processes uneven counts
+    "group_std": {},
+    # the FlowGRPO baseline with global std and KL, 5 random steps of 9 per sample, shared group noise
+    "global_std": dict(variant="flowgrpo", adv_std="global", kl_beta=0.04, trained_steps=5, shared_group_noise=True,
+                       minibatches=3),
+}
+
+
+def train_case(weights: Path, out: Path, case: str, processes: Processes) -> None:
+    """Train ``case`` into ``out / case``; the prompt of the first group of iteration 0 always scores 0."""
+    config = TrainConfig(**{**BASE, **CASES[case]})
+    task = build_task("nano", {"reward": "composition", "gold": {"n_per_prompt": 300}})
+    constant = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed).draw(0).prompts[0]
+
+    def reward(images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        held = torch.tensor([p == constant for p in prompts])
+        return torch.where(held, 0.0, task.reward(images, prompts))
+
+    backbone = NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0])
+    Trainer(config, backbone, replace(task, reward=reward), out / case, processes=processes).run()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(weights, folder of the 2-process runs): every case trained by ``accelerate launch`` with 2 processes."""
+    torch.set_flush_denormal(True)
+    weights = tmp_path_factory.mktemp("nano") / "base.safetensors"
+    load_or_pretrain(weights, NanoConfig(**TINY))
+    out = tmp_path_factory.mktemp("two")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), __file__, str(weights), str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if line.startswith("[rank"))[-6000:]
+    return weights, out
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_give_the_one_process_update(runs, tmp_path, case):
+    weights, two = runs
+    train_case(weights, tmp_path, case, Processes())
+    one = tmp_path
+    checkpoint = "checkpoints/ckpt-000002/model.safetensors"
+    a, b = load_file(one / case / checkpoint), load_file(two / case / checkpoint)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    train_one, train_two = rows(one / case / "train.jsonl"), rows(two / case / "train.jsonl")
+    assert [r["iteration"] for r in train_two] == [0, 1]  # written once, by the main process
+    for r1, r2 in zip(train_one, train_two, strict=True):
+        assert (r1["kept"], r1["updates"]) == (r2["kept"], r2["updates"])
+        for key in ("reward_mean", "reward_std", "adv_abs_mean"):  # a half batch rounds the velocity net differently
+            assert r2[key] == pytest.approx(r1[key], rel=1e-5, abs=1e-6), key
+        assert r2["loss"] == pytest.approx(r1["loss"], abs=1e-6)
+        assert r2["grad_norm"] == pytest.approx(r1["grad_norm"], rel=1e-5)
+    assert train_one[0]["kept"] == 12  # the constant group is dropped: process 0 trains on 4, process 1 on 8
+    # the per-step gradient norms are all-reduced: the main process logs the 1-process values (of the
+    # minibatches it holds samples of: here it holds none of one update of 72 step rows)
+    norms = {(r["iteration"], r["update"], r["step"]): r["step_grad_norm"]
+             for r in rows(one / case / "steps.jsonl") if "step_grad_norm" in r}
+    logged = [r for r in rows(two / case / "steps.jsonl") if "step_grad_norm" in r]
+    assert len(logged) == ({"group_std": 63, "global_std": 0}[case])  # random steps: no single-step increments
+    for r in logged:
+        assert r["step_grad_norm"] == pytest.approx(norms[(r["iteration"], r["update"], r["step"])], rel=1e-4)
+    assert rows(two / case / "eval.jsonl")[0] == pytest.approx(rows(one / case / "eval.jsonl")[0], rel=1e-9)
+
+
+def test_indivisible_prompts_stop_every_process_with_the_key(runs):
+    _, two = runs
+    for rank in (0, 1):
+        message = (two / f"error-{rank}.txt").read_text()
+        assert "prompts_per_iteration" in message and "divisible by the number of processes (2)" in message
+
+
+def test_shards_are_contiguous_blocks_of_whole_groups():
+    assert [group_shard(4, 3, r, 2) for r in (0, 1)] == [Shard(0, 6, 12), Shard(6, 12, 12)]
+    mine, local = Shard(6, 12, 12).take(torch.tensor([7, 2, 11, 6]))
+    assert mine.tolist() == [True, False, True, True] and local.tolist() == [1, 5, 0]
+    with pytest.raises(ConfigError, match="prompts_per_iteration"):
+        group_shard(3, 4, 0, 2)
+
+
+if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
+    from guard.cli import init_torch
+
+    weights, out = map(Path, sys.argv[1:3])
+    processes = Processes.launched()
+    init_torch(1)
+    for name in CASES:
+        train_case(weights, out, name, processes)
+    try:
+        Trainer(TrainConfig(**{**BASE, "prompts_per_iteration": 3}), NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0]),
+                build_task("nano", {"reward": "composition"}), out / "indivisible", processes=processes)
+    except ConfigError as err:
+        (out / f"error-{processes.rank}.txt").write_text(str(err))
