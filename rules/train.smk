@@ -109,6 +109,13 @@ rule train:
         f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/final.json",
     params:
         out=lambda w, output: os.path.dirname(output[0]),
+        # more than one GPU: one data-parallel process per GPU (guard/distributed.py), the job's threads split among them
+        launcher=lambda w, resources: (
+            f"accelerate launch --multi_gpu --num_processes {resources.gpus} --num_machines 1 --mixed_precision no -m"
+            if resources.gpus > 1
+            else "python -m"
+        ),
+        threads=lambda w, threads, resources: max(1, threads // max(1, resources.gpus)),
     log:
         f"{RESULTS}/logs/train/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.log",
     benchmark:
@@ -122,8 +129,8 @@ rule train:
         gpus=res("train", "gpus", 0),
         **slurm_res("train"),
     shell:
-        "python -m guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
-        " --threads {threads} --on-config-change restart > {log} 2>&1"
+        "{params.launcher} guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
+        " --threads {params.threads} --on-config-change restart > {log} 2>&1"
 
 
 # Stage 3: the fixed-seed evaluation images of every run (last checkpoint, EMA) and of the base
