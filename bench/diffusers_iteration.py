@@ -8,7 +8,7 @@ steps, 9 of 15 trained) on the saturation reward, and report the mean of train.j
 columns over the iterations after the first, plus peak RSS (and peak CUDA memory on a GPU).
 
 ``--size sd35m`` builds the SD3.5-M transformer and VAE at their real sizes with random weights
-(about 2.5 B parameters; for a GPU machine): use it with ``--resolution 512 --batch 9``.
+(about 2.2 B parameters; for a GPU machine): use it with ``--resolution 512 --batch 9``.
 """
 
 from __future__ import annotations

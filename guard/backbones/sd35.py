@@ -55,9 +55,10 @@ class SD35Backbone(DiffusersBackbone):
         """v_neg + cfg (v_c - v_neg), or v_c when cfg = 1."""
         if self.cfg == 1:
             return self.transformer_call(self.call, [x, t, cond.embeds, cond.pooled])
-        neg = self.encode([self.negative_prompt] * x.shape[0])
-        v = self.transformer_call(self.call, [torch.cat([x, x]), torch.cat([t, t]), torch.cat([neg.embeds, cond.embeds]),
-                                              torch.cat([neg.pooled, cond.pooled])])
+        neg = self.encode([self.negative_prompt])
+        embeds, pooled = (torch.cat([u.expand(x.shape[0], *u.shape[1:]), c]) for u, c in
+                          ((neg.embeds, cond.embeds), (neg.pooled, cond.pooled)))
+        v = self.transformer_call(self.call, [torch.cat([x, x]), torch.cat([t, t]), embeds, pooled])
         uncond, text = v.chunk(2)
         return uncond + self.cfg * (text - uncond)
 

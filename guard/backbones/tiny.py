@@ -9,7 +9,7 @@ exercise the real SD3.5-M / FLUX.1-dev code. Everything is built offline:
 - transformer, VAE (8x down-sampling, 16 latent channels) and text encoders from small configs.
 
 ``--size sd35m`` gives the SD3.5-M transformer and VAE at their real sizes (random weights, about
-2.5 B parameters) with small text encoders whose output widths match, for GPU benchmarks.
+2.2 B parameters) with small text encoders whose output widths match, for GPU benchmarks.
 
 Run: ``python -m guard.backbones.tiny {sd3,flux} --out DIR [--size tiny|sd35m]``.
 """
