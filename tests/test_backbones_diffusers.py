@@ -120,6 +120,26 @@ def test_reference_is_the_base_model_and_the_policy_moves(folders, tmp_path):
     assert not torch.allclose(bb.velocity(x, t, cond), expected)
 
 
+def test_flux_feeds_the_pipeline_inputs_and_quantised_time(folders):
+    """As FluxPipeline: packed 2x2 tokens, timestep t and guidance g unscaled; DanceGRPO's int(1000 t) / 1000."""
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+
+    bb = backbone(folders, "flux", forward_batch=2)
+    x = torch.randn(2, *bb.latent_shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.9137, 0.4001])
+    cond = bb.encode(PROMPTS)
+    base = FluxTransformer2DModel.from_pretrained(folders["flux"] / "transformer")
+    with torch.no_grad():
+        packed = base(hidden_states=FluxPipeline._pack_latents(x, 2, 16, 8, 8), timestep=torch.tensor([0.913, 0.4]),
+                      guidance=torch.full((2,), 3.5), pooled_projections=cond.pooled, encoder_hidden_states=cond.embeds,
+                      txt_ids=torch.zeros(cond.embeds.shape[1], 3),
+                      img_ids=FluxPipeline._prepare_latent_image_ids(1, 4, 4, "cpu", torch.float32), return_dict=False)[0]
+    assert torch.equal(bb.reference_velocity(x, t, cond), FluxPipeline._unpack_latents(packed, 64, 64, 8))
+    exact = backbone(folders, "flux", forward_batch=2, quantize_time=False)
+    assert not torch.equal(exact.velocity(x, t, cond), bb.velocity(x, t, cond))
+    assert torch.equal(exact.velocity(x, torch.tensor([0.913, 0.4]), cond), bb.velocity(x, t, cond))
+
+
 @pytest.mark.parametrize("name", ["sd35", "flux"])
 def test_gradient_checkpointing_and_bf16(folders, name):
     x = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(0))
