@@ -79,8 +79,13 @@ def parse_options(cls: type, options: dict[str, Any]) -> Any:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """The configured device, or cuda when available, else cpu."""
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """The configured device, or cuda when available, else cpu; cuda without an index is the current GPU.
+
+    Under ``accelerate launch`` the current GPU is the process's own once its state exists
+    (guard.distributed.Processes.launched, called before the backbone is built).
+    """
+    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch.device("cuda", torch.cuda.current_device()) if device.type == "cuda" and device.index is None else device
 
 
 def check_folder(path: str | Path, repo: str, kind: str) -> Path:
@@ -124,7 +129,7 @@ def add_lora(transformer: torch.nn.Module, lora: dict[str, Any], checkpointing: 
     config = LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"], target_modules=list(lora["targets"]),
                         init_lora_weights="gaussian", lora_dropout=0.0)
     device = next(transformer.parameters()).device
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
         torch.manual_seed(lora.get("seed", 0))
         return get_peft_model(transformer, config)
 
@@ -184,6 +189,9 @@ class DiffusersBackbone(ABC):
 
     ``forward(x, t, cond)`` maps fp32 latents (B, 16, h, w) and flow times (B,) on ``device`` to the
     guided velocity; this class adds device placement, autocast, the adapter switch and decoding.
+    Device contract: ``device`` is where the models run; ``encode`` returns conditions there;
+    ``velocity`` / ``reference_velocity`` / ``decode`` take inputs on any device and return fp32 on
+    the input's device (so a trainer that keeps latents on ``device`` never copies).
     """
 
     def __init__(self, pipe: Any, options: DiffusersOptions) -> None:
