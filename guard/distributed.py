@@ -129,6 +129,17 @@ class Processes:
         """Whether ``flag`` holds on any process (every process gets the same answer)."""
         return bool(self.sum_floats([float(flag)])[0]) if self.world > 1 else flag
 
+    def broadcast(self, params: Sequence[torch.nn.Parameter]) -> None:
+        """Copy the main process's parameters to every process (as DDP does when it wraps a model), so a
+        backbone whose initialisation differs between processes cannot make them drift apart."""
+        if self.world == 1:
+            return
+        with torch.no_grad():
+            for p in params:
+                value = p.detach().to(self.device)
+                torch.distributed.broadcast(value, src=0)
+                p.copy_(value)
+
     def sum_grads(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Sum every parameter's gradient over the processes; one without a gradient anywhere keeps none.
 

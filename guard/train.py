@@ -121,7 +121,8 @@ class Trainer:
     def prepare(self) -> None:
         """Check the saved config, create the run folder, and resume from the latest checkpoint.
 
-        Every process checks the config and loads the checkpoint; only the main one writes.
+        Every process checks the config and loads the checkpoint; only the main one writes. The main
+        process's weights are then copied to the others.
         """
         changed = self.config_changes()
         self.processes.barrier()  # every process has read the saved config before it is replaced
@@ -138,6 +139,7 @@ class Trainer:
             self.start = state["iteration"]
             if self.processes.is_main:
                 print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
+        self.processes.broadcast(self.params)
         if self.processes.is_main:
             for name in LOG_FILES:
                 truncate_jsonl(self.out / name, self.start)

@@ -42,7 +42,10 @@ CASES = {
 
 
 def train_case(weights: Path, out: Path, case: str, processes: Processes) -> None:
-    """Train ``case`` into ``out / case``; the prompt of the first group of iteration 0 always scores 0."""
+    """Train ``case`` into ``out / case``; the prompt of the first group of iteration 0 always scores 0.
+
+    Processes other than the main one start from shifted weights, which the trainer must replace.
+    """
     config = TrainConfig(**{**BASE, **CASES[case]})
     task = build_task("nano", {"reward": "composition", "gold": {"n_per_prompt": 300}})
     constant = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed).draw(0).prompts[0]
@@ -52,6 +55,10 @@ def train_case(weights: Path, out: Path, case: str, processes: Processes) -> Non
         return torch.where(held, 0.0, task.reward(images, prompts))
 
     backbone = NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0])
+    if processes.rank > 0:  # the trainer starts every process from the main process's weights
+        with torch.no_grad():
+            for p in backbone.trainable_parameters():
+                p.add_(0.1)
     Trainer(config, backbone, replace(task, reward=reward), out / case, processes=processes).run()
 
 
