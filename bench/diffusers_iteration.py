@@ -47,7 +47,8 @@ def run_kind(kind: str, args: dict[str, Any]) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = args["path"] or build(kind, Path(tmp) / kind, args["size"])
         options = {"name": BACKBONE[kind], "path": str(path), "resolution": args["resolution"],
-                   "mixed_precision": args["mixed_precision"], "gradient_checkpointing": args["gradient_checkpointing"],
+                   "mixed_precision": args["mixed_precision"], "transformer_dtype": args["transformer_dtype"],
+                   "gradient_checkpointing": args["gradient_checkpointing"],
                    "forward_batch": args["forward_batch"], **({"device": args["device"]} if args["device"] else {})}
         config = TrainConfig(iterations=args["iterations"], group_size=args["batch"], prompts_per_iteration=1,
                              minibatches=2, eval_every=10**6, checkpoint_every=10**6, step_grad_norm_every=0,
@@ -73,6 +74,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="samples per iteration (one prompt, one group)")
     parser.add_argument("--forward-batch", type=int, default=8, help="rows per transformer call")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    parser.add_argument("--transformer-dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
+                        help="storage dtype of the frozen base transformer (LoRA stays fp32)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--device", help="torch device (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=1)

@@ -141,7 +141,7 @@ def test_flux_feeds_the_pipeline_inputs_and_quantised_time(folders):
 
 
 @pytest.mark.parametrize("name", ["sd35", "flux"])
-def test_gradient_checkpointing_and_bf16(folders, name):
+def test_gradient_checkpointing_and_half_precision(folders, name):
     x = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([0.9, 0.4])
     grads = []
@@ -151,9 +151,11 @@ def test_gradient_checkpointing_and_bf16(folders, name):
         bb.velocity(x, t, bb.encode(PROMPTS)).square().sum().backward()
         grads.append([p.grad for p in bb.trainable_parameters()])
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(*grads))
-    half = backbone(folders, name, mixed_precision="bf16")
+    half = backbone(folders, name, mixed_precision="bf16", transformer_dtype="bf16")
     v = half.velocity(x, t, half.encode(PROMPTS))
     assert v.dtype == torch.float32 and torch.isfinite(v).all()
+    assert half.pipe.transformer.dtype == torch.bfloat16  # frozen base in bf16, LoRA kept in fp32
+    assert all(p.dtype == torch.float32 for p in half.trainable_parameters())
 
 
 class Kill(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from guard.backbones.diffusers_common import (PRECISIONS, DiffusersBackbone, DiffusersOptions, TextCond, check_folder,
+from guard.backbones.diffusers_common import (DiffusersBackbone, DiffusersOptions, TextCond, check_folder,
                                               load_pipeline, parse_options, resolve_device)
 
 REPO = "black-forest-labs/FLUX.1-dev"
@@ -80,5 +80,5 @@ def build_flux(options: dict[str, Any]) -> FluxBackbone:
 
     opts = parse_options(FluxOptions, options)
     device = resolve_device(opts.device)
-    pipe = load_pipeline(FluxPipeline, check_folder(opts.path, REPO, "flux"), device, PRECISIONS[opts.mixed_precision])
+    pipe = load_pipeline(FluxPipeline, check_folder(opts.path, REPO, "flux"), device, opts)
     return FluxBackbone(pipe, opts)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from guard.backbones.diffusers_common import (PRECISIONS, DiffusersBackbone, DiffusersOptions, TextCond, check_folder,
+from guard.backbones.diffusers_common import (DiffusersBackbone, DiffusersOptions, TextCond, check_folder,
                                               load_pipeline, parse_options, resolve_device)
 
 REPO = "stabilityai/stable-diffusion-3.5-medium"
@@ -74,6 +74,5 @@ def build_sd35(options: dict[str, Any]) -> SD35Backbone:
 
     opts = parse_options(SD35Options, options)
     device = resolve_device(opts.device)
-    pipe = load_pipeline(StableDiffusion3Pipeline, check_folder(opts.path, REPO, "sd3"), device,
-                         PRECISIONS[opts.mixed_precision])
+    pipe = load_pipeline(StableDiffusion3Pipeline, check_folder(opts.path, REPO, "sd3"), device, opts)
     return SD35Backbone(pipe, opts)
