@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from guard.config import ConfigError
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
 """How long a collective waits: the other processes wait in the reward gather while the main
@@ -67,7 +70,7 @@ def group_shard(groups: int, group_size: int, rank: int, world: int) -> Shard:
 class Processes:
     """The process group the trainer runs in: one process (no accelerate state) or an accelerate launch."""
 
-    def __init__(self, state: Any = None) -> None:
+    def __init__(self, state: PartialState | None = None) -> None:
         self.state = state
         self.rank = state.process_index if state is not None else 0
         self.world = state.num_processes if state is not None else 1

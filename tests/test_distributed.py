@@ -41,12 +41,12 @@ CASES = {
 }
 
 
-def train_case(weights: Path, out: Path, case: str, processes: Processes) -> None:
+def train_case(weights: Path, out: Path, case: str, processes: Processes, **overrides) -> None:
     """Train ``case`` into ``out / case``; the prompt of the first group of iteration 0 always scores 0.
 
     Processes other than the main one start from shifted weights, which the trainer must replace.
     """
-    config = TrainConfig(**{**BASE, **CASES[case]})
+    config = TrainConfig(**{**BASE, **CASES[case], **overrides})
     task = build_task("nano", {"reward": "composition", "gold": {"n_per_prompt": 300}})
     constant = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed).draw(0).prompts[0]
 
@@ -70,7 +70,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """(weights, folder of the 2-process runs): every case trained by ``accelerate launch`` with 2 processes."""
+    """(weights, folder of the 2-process runs, their stdout): every case trained by ``accelerate launch`` with 2 processes."""
     torch.set_flush_denormal(True)
     weights = tmp_path_factory.mktemp("nano") / "base.safetensors"
     load_or_pretrain(weights, NanoConfig(**TINY))
@@ -81,7 +81,7 @@ def runs(tmp_path_factory):
            "--main_process_port", str(free_port()), __file__, str(weights), str(out)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if line.startswith("[rank"))[-6000:]
-    return weights, out
+    return weights, out, done.stdout
 
 
 def rows(path: Path) -> list[dict]:
@@ -90,7 +90,7 @@ def rows(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_two_processes_give_the_one_process_update(runs, tmp_path, case):
-    weights, two = runs
+    weights, two, _ = runs
     train_case(weights, tmp_path, case, Processes())
     one = tmp_path
     checkpoint = "checkpoints/ckpt-000002/model.safetensors"
@@ -116,8 +116,18 @@ def test_two_processes_give_the_one_process_update(runs, tmp_path, case):
     assert rows(two / case / "eval.jsonl")[0] == pytest.approx(rows(one / case / "eval.jsonl")[0], rel=1e-9)
 
 
+def test_a_two_process_run_resumes_from_its_checkpoint(runs, tmp_path):
+    weights, two, stdout = runs
+    assert stdout.count(f"resuming {two / 'resumed' / 'group_std'} from ckpt-000001 at iteration 1") == 1  # main only
+    train_case(weights, tmp_path, "group_std", Processes())
+    checkpoint = "group_std/checkpoints/ckpt-000002/model.safetensors"
+    a, b = load_file(tmp_path / checkpoint), load_file(two / "resumed" / checkpoint)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    assert [r["iteration"] for r in rows(two / "resumed" / "group_std" / "train.jsonl")] == [0, 1]
+
+
 def test_indivisible_prompts_stop_every_process_with_the_key(runs):
-    _, two = runs
+    _, two, _ = runs
     for rank in (0, 1):
         message = (two / f"error-{rank}.txt").read_text()
         assert "prompts_per_iteration" in message and "divisible by the number of processes (2)" in message
@@ -139,6 +149,8 @@ if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
     init_torch(1)
     for name in CASES:
         train_case(weights, out, name, processes)
+    train_case(weights, out / "resumed", "group_std", processes, iterations=1)  # then resumed from its checkpoint:
+    train_case(weights, out / "resumed", "group_std", processes)
     try:
         Trainer(TrainConfig(**{**BASE, "prompts_per_iteration": 3}), NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0]),
                 build_task("nano", {"reward": "composition"}), out / "indivisible", processes=processes)
