@@ -35,7 +35,8 @@ def backbone_device(backbone: Backbone) -> torch.device:
 
 def schedule_on(sched: SDESchedule, device: torch.device) -> SDESchedule:
     """The schedule with its per-step tensors on ``device``."""
-    return replace(sched, t=sched.t.to(device), h=sched.h.to(device), sigma=sched.sigma.to(device), s=sched.s.to(device))
+    return replace(sched, t=sched.t.to(device), h=sched.h.to(device), sigma=sched.sigma.to(device),
+                   s=sched.s.to(device))
 
 
 def initial_noise(batch: int, shape: tuple[int, ...], generator: torch.Generator, group_size: int = 1) -> torch.Tensor:

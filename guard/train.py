@@ -185,7 +185,8 @@ class Trainer:
         cond = self.backbone.encode(prompts)
         group = c.group_size if c.shared_group_noise else 1
         x = initial_noise(len(draw.prompts), self.backbone.latent_shape, self.generator, group)[self.shard.rows]
-        traj = sample_sde(self.backbone, self.sched, cond, x.to(self.device), self.generator, c.decode_x0_hat, self.shard)
+        traj = sample_sde(self.backbone, self.sched, cond, x.to(self.device), self.generator, c.decode_x0_hat,
+                          self.shard)
         t1 = time.perf_counter()
         rewards = self.task.reward(self.backbone.decode(traj.final), prompts).float().cpu()
         rewards = self.processes.gather(rewards)
@@ -203,7 +204,8 @@ class Trainer:
         on the samples of a minibatch it holds.
         """
         c = self.config
-        keep = torch.nonzero(batch.advantages != 0).flatten() if c.drop_zero_advantage else torch.arange(len(batch.advantages))
+        n = len(batch.advantages)
+        keep = torch.nonzero(batch.advantages != 0).flatten() if c.drop_zero_advantage else torch.arange(n)
         step_rows, hist_rows, losses, norms = [], [], [], []
         update = 0
         for _ in range(c.inner_epochs):
@@ -244,7 +246,8 @@ class Trainer:
                 rows += step_rows
                 hist += step_hist
                 if failure is None and not torch.isfinite(loss):
-                    failure = f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, step {int(k[0])}"
+                    failure = (f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, "
+                               f"step {int(k[0])}")
                 (loss / all_steps.shape[1]).backward()
                 total += float(loss.detach())
             if previous_grad is not None:
@@ -253,7 +256,8 @@ class Trainer:
                     delta = torch._foreach_sub(grad, previous_grad)
                     self.processes.sum(delta)
                     if len(local):
-                        rows[-1]["step_grad_norm"] = float(torch.stack(torch._foreach_norm(delta)).norm()) * all_steps.shape[1]
+                        norm = float(torch.stack(torch._foreach_norm(delta)).norm())
+                        rows[-1]["step_grad_norm"] = norm * all_steps.shape[1]
                 previous_grad = grad
         if self.processes.any(failure is not None):
             raise NonFiniteLossError(

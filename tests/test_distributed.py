@@ -23,7 +23,7 @@ from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
 from guard.config import ConfigError, TrainConfig
 from guard.distributed import Processes, Shard, group_shard
 from guard.prompts import KRepeatSampler
-from guard.train import Trainer
+from guard.train import NonFiniteLossError, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=64, cond_dim=32, depth=1, steps=300, batch=64, warmup=10)
@@ -41,18 +41,20 @@ CASES = {
 }
 
 
-def train_case(weights: Path, out: Path, case: str, processes: Processes, **overrides) -> None:
-    """Train ``case`` into ``out / case``; the prompt of the first group of iteration 0 always scores 0.
+def train_case(weights: Path, out: Path, case: str, processes: Processes, constant_reward: float = 0.0,
+               **overrides) -> None:
+    """Train ``case`` into ``out / case``; the first group's prompt of iteration 0 always scores ``constant_reward``.
 
     Processes other than the main one start from shifted weights, which the trainer must replace.
     """
     config = TrainConfig(**{**BASE, **CASES[case], **overrides})
     task = build_task("nano", {"reward": "composition", "gold": {"n_per_prompt": 300}})
-    constant = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed).draw(0).prompts[0]
+    sampler = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed)
+    constant = sampler.draw(0).prompts[0]
 
     def reward(images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         held = torch.tensor([p == constant for p in prompts])
-        return torch.where(held, 0.0, task.reward(images, prompts))
+        return torch.where(held, constant_reward, task.reward(images, prompts))
 
     backbone = NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0])
     if processes.rank > 0:  # the trainer starts every process from the main process's weights
@@ -70,7 +72,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """(weights, folder of the 2-process runs, their stdout): every case trained by ``accelerate launch`` with 2 processes."""
+    """(weights, folder of the 2-process runs, their stdout): the worker run by ``accelerate launch`` with 2 processes."""
     torch.set_flush_denormal(True)
     weights = tmp_path_factory.mktemp("nano") / "base.safetensors"
     load_or_pretrain(weights, NanoConfig(**TINY))
@@ -80,7 +82,8 @@ def runs(tmp_path_factory):
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(free_port()), __file__, str(weights), str(out)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if line.startswith("[rank"))[-6000:]
+    ranks = "\n".join(line for line in done.stderr.splitlines() if line.startswith("[rank"))
+    assert done.returncode == 0, ranks[-6000:]
     return weights, out, done.stdout
 
 
@@ -126,6 +129,13 @@ def test_a_two_process_run_resumes_from_its_checkpoint(runs, tmp_path):
     assert [r["iteration"] for r in rows(two / "resumed" / "group_std" / "train.jsonl")] == [0, 1]
 
 
+def test_a_non_finite_loss_on_one_process_stops_every_process(runs):
+    _, two, _ = runs
+    assert "non-finite loss (nan) at iteration 0" in (two / "nan-0.txt").read_text()  # process 0 holds the NaN group
+    assert "non-finite loss on another process at iteration 0" in (two / "nan-1.txt").read_text()
+    assert not (two / "nan" / "group_std" / "checkpoints").exists()
+
+
 def test_indivisible_prompts_stop_every_process_with_the_key(runs):
     _, two, _ = runs
     for rank in (0, 1):
@@ -151,8 +161,13 @@ if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
         train_case(weights, out, name, processes)
     train_case(weights, out / "resumed", "group_std", processes, iterations=1)  # then resumed from its checkpoint:
     train_case(weights, out / "resumed", "group_std", processes)
+    try:  # group 0 (process 0's) scores NaN: only process 0's loss is non-finite
+        train_case(weights, out / "nan", "group_std", processes, constant_reward=float("nan"))
+    except NonFiniteLossError as err:
+        (out / f"nan-{processes.rank}.txt").write_text(str(err))
     try:
-        Trainer(TrainConfig(**{**BASE, "prompts_per_iteration": 3}), NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0]),
-                build_task("nano", {"reward": "composition"}), out / "indivisible", processes=processes)
+        backbone = NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0])
+        task = build_task("nano", {"reward": "composition"})
+        Trainer(TrainConfig(**{**BASE, "prompts_per_iteration": 3}), backbone, task, out / "indivisible", processes=processes)
     except ConfigError as err:
         (out / f"error-{processes.rank}.txt").write_text(str(err))
