@@ -70,6 +70,7 @@ class TrainConfig:
     eval_per_prompt: int = _help("images per evaluation prompt (fixed seeds)", 16)
     eval_steps: int = _help("deterministic (ODE) steps in evaluation", 10)
     eval_seed: int = _help("seed of the evaluation noise (same for every run)", 1234)
+    eval_batch: int = _help("images sampled and decoded at a time in evaluation and sampling (0 = all at once)", 0)
     checkpoint_every: int = _help("iterations between checkpoints", 20)
     histogram_iterations: list[int] = _help("iterations whose raw per-sample log-ratios are saved", factory=list)
     step_grad_norm_every: int = _help("iterations between logs of each step's gradient norm (a grad copy per step; 0 = never)", 1)
@@ -95,6 +96,7 @@ class TrainConfig:
             (1 <= self.minibatches <= self.prompts_per_iteration * self.group_size, "minibatches",
              "between 1 and prompts_per_iteration x group_size"),
             (self.inner_epochs >= 1, "inner_epochs", ">= 1"),
+            (self.eval_batch >= 0, "eval_batch", ">= 0"),
             (self.clip_eps > 0 and self.lr > 0, "clip_eps", "> 0 (and lr > 0)"),
             (self.kl_beta >= 0, "kl_beta", ">= 0"),
             (self.eval_every >= 1 and self.checkpoint_every >= 1 and self.ema_every >= 1, "eval_every", ">= 1"),

@@ -8,7 +8,7 @@ drawn from a CPU generator and then moved, so the random streams do not depend o
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -90,11 +90,24 @@ def sample_ode(backbone: Backbone, t_grid: torch.Tensor, cond: Any, x: torch.Ten
 
 
 @torch.no_grad()
-def evaluation_images(backbone: Backbone, prompts: list[str], per_prompt: int, steps: int, shift: float,
-                      seed: int) -> tuple[list[str], torch.Tensor]:
-    """The fixed-seed evaluation set: every prompt ``per_prompt`` times, ODE-sampled and decoded to [0, 1]."""
+def evaluation_batches(backbone: Backbone, prompts: list[str], per_prompt: int, steps: int, shift: float, seed: int,
+                       batch_size: int = 0) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """The fixed-seed evaluation set, every prompt ``per_prompt`` times, ODE-sampled and decoded to [0, 1] (CPU).
+
+    The noise of the whole set is drawn first, so an image depends on the seed and its position
+    only; ``batch_size`` images (0: all) are sampled and decoded at a time.
+    """
     names = [p for p in prompts for _ in range(per_prompt)]
-    x = torch.randn((len(names), *backbone.latent_shape), generator=torch.Generator().manual_seed(seed))
-    x = x.to(backbone_device(backbone))
-    final = sample_ode(backbone, diffusers_flow_grid(steps, shift), backbone.encode(names), x)
-    return names, backbone.decode(final)
+    noise = torch.randn((len(names), *backbone.latent_shape), generator=torch.Generator().manual_seed(seed))
+    grid = diffusers_flow_grid(steps, shift)
+    for start in range(0, len(names), batch_size or max(len(names), 1)):
+        chunk = names[start : start + (batch_size or len(names))]
+        x = noise[start : start + len(chunk)].to(backbone_device(backbone))
+        yield chunk, backbone.decode(sample_ode(backbone, grid, backbone.encode(chunk), x)).cpu()
+
+
+def evaluation_images(backbone: Backbone, prompts: list[str], per_prompt: int, steps: int, shift: float,
+                      seed: int, batch_size: int = 0) -> tuple[list[str], torch.Tensor]:
+    """All of :func:`evaluation_batches` at once: (prompt per image, images (N, 3, H, W))."""
+    parts = list(evaluation_batches(backbone, prompts, per_prompt, steps, shift, seed, batch_size))
+    return [name for names, _ in parts for name in names], torch.cat([images for _, images in parts])

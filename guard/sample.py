@@ -2,8 +2,9 @@
 
 With ``--run`` the images come from the run's last checkpoint (EMA weights); without it, from the
 base model. The prompts are the task's final evaluation set (eval/tasks.py: GenEval's 553 prompts x 4
-images for the GenEval task, the test list otherwise, or a fixed-seed subset of it). Writes ``<out>/<index>.png`` and ``<out>/images.jsonl`` (file, prompt) for the scorers.
-The folder is filled under a temporary name and renamed when complete.
+images for the GenEval task, the test list otherwise, or a fixed-seed subset of it), sampled
+``eval_batch`` images at a time. Writes ``<out>/<index>.png`` and ``<out>/images.jsonl`` (file,
+prompt) for the scorers; the folder is filled under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -11,30 +12,39 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from torchvision.utils import save_image
+from tqdm import tqdm
 
 from eval.tasks import build_task
 from guard.backbones import build_backbone
 from guard.checkpoint import latest_checkpoint, load_ema_weights
 from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, load_config
-from guard.rollout import evaluation_images
+from guard.rollout import evaluation_batches
 
 
-def write_images(images: torch.Tensor, prompts: list[str], out: Path) -> None:
-    """PNG per image plus an index, written to ``out.tmp`` then renamed to ``out``."""
+def write_batches(batches: Iterable[tuple[list[str], torch.Tensor]], out: Path) -> int:
+    """PNG per image plus an index, written batch by batch to ``out.tmp``, then renamed to ``out``; returns the count."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     rows = []
-    for i, (image, prompt) in enumerate(zip(images, prompts, strict=True)):
-        save_image(image, tmp / f"{i:05d}.png")
-        rows.append({"file": f"{i:05d}.png", "prompt": prompt})
+    for prompts, images in batches:
+        for prompt, image in zip(prompts, images, strict=True):
+            rows.append({"file": f"{len(rows):05d}.png", "prompt": prompt})
+            save_image(image, tmp / rows[-1]["file"])
     (tmp / "images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+    return len(rows)
+
+
+def write_images(images: torch.Tensor, prompts: list[str], out: Path) -> None:
+    """One batch of images and their prompts as an image folder (see :func:`write_batches`)."""
+    write_batches([(prompts, images)], out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         parser.exit(2, f"error: {err}\n")
     per_prompt = task.final_per_prompt or config.eval_per_prompt
-    names, images = evaluation_images(backbone, task.final_set(), per_prompt, config.eval_steps, config.shift,
-                                      config.eval_seed)
-    write_images(images, names, args.out)
-    print(f"{len(names)} images -> {args.out}")
+    batches = evaluation_batches(backbone, task.final_set(), per_prompt, config.eval_steps, config.shift,
+                                 config.eval_seed, config.eval_batch)
+    count = write_batches(tqdm(batches, desc=f"sampling {args.out}", unit="batch", disable=None), args.out)
+    print(f"{count} images -> {args.out}")
     return 0
 
 

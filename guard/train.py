@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import yaml
 from torchvision.utils import save_image
 from tqdm import tqdm
 
+from eval.services import ServiceError, running_services
 from eval.tasks import Task
 from guard.advantages import group_advantages
 from guard.backbone import Backbone
@@ -315,12 +317,12 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, iteration: int) -> dict[str, Any]:
         """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights (main process only)."""
-        c = self.config
+        c, task = self.config, self.task
         with self.ema.swapped_in():
-            prompts, images = evaluation_images(self.backbone, self.task.prompts, c.eval_per_prompt, c.eval_steps,
-                                                c.shift, c.eval_seed)
-        row = {"iteration": iteration, "proxy": float(self.task.reward(images, prompts).mean()),
-               **self.task.gold(images, prompts)}
+            prompts, images = evaluation_images(self.backbone, task.evaluation_prompts(), c.eval_per_prompt,
+                                                c.eval_steps, c.shift, c.eval_seed, c.eval_batch)
+        row = {"iteration": iteration, "proxy": float(task.proxy_metric()(images, prompts).mean()),
+               **task.gold(images, prompts, task.eval_gold)}
         save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
                    nrow=min(8, c.eval_per_prompt))
         return row
@@ -381,10 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides, args.setting)
         torch.manual_seed(config.seed)
-        trainer = Trainer(config, build_backbone(config.backbone), build_task(config.backbone["name"], config.task),
-                          Path(args.out), restart_on_change=args.on_config_change == "restart", processes=processes)
-        final = trainer.run()
-    except (ConfigError, NonFiniteLossError, FileNotFoundError) as err:
+        task = build_task(config.backbone["name"], config.task, config.metrics)
+        trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
+                          restart_on_change=args.on_config_change == "restart", processes=processes)
+        # the main process starts the metric servers the reward and the evaluation need (GenEval's detector)
+        names = [config.task["reward"], *(task.eval_gold if task.eval_gold is not None else task.gold_metrics)]
+        with running_services(config.metrics, names, Path(args.out)) if processes.is_main else nullcontext():
+            processes.barrier()
+            final = trainer.run()
+    except (ConfigError, NonFiniteLossError, FileNotFoundError, ServiceError) as err:
         parser.exit(2, f"error: {err}\n")
     if processes.is_main:
         print(json.dumps(final))

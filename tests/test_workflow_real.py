@@ -1,0 +1,94 @@
+"""The whole workflow on the real code paths: a tiny SD3 pipeline folder, the OCR task from a prompts
+folder, real rapidocr as the proxy and PickScore (tiny random weights) as the gold metric.
+
+Everything a cluster run of ``paper.yaml`` does, at toy size: weights check, prompt manifest, base
+check, LoRA training through ``python -m guard.train``, sampling the final set, per-metric scoring,
+tables, figures and the summary.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from guard.backbones.tiny import build
+from tiny_metrics import pickscore_files
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+TARGETS = ["a sign that says \"grpo\"", "a poster with the words \"guard\"", "a mug printed with \"flow\"",
+           "a neon light reading \"clip\""]
+
+
+def experiment(root: Path) -> dict:
+    """A two-variant SD3 x OCR experiment whose paths point into ``root``."""
+    lora = {"rank": 2, "alpha": 4, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]}
+    return {
+        "experiment": "real_tiny",
+        "seeds": [0],
+        "resources": {"train": {"runtime": 10, "mem_mb": 4000, "gpus": 0, "threads": 1}},
+        "train": {
+            "iterations": 2, "sampler": "flowgrpo", "num_steps": 3, "trained_steps": 2, "trainable_steps": 2,
+            "prompts_per_iteration": 2, "group_size": 2, "minibatches": 2, "eval_every": 1, "eval_per_prompt": 1,
+            "eval_steps": 2, "checkpoint_every": 1, "drop_zero_advantage": False, "histogram_iterations": [1],
+            "backbone": {"name": "sd35", "path": "weights/sd3", "resolution": 64, "mixed_precision": "no",
+                         "max_sequence_length": 16, "lora": lora},
+            "task": {"reward": "ocr", "prompts": "prompts/ocr", "gold": ["pickscore"], "final_per_prompt": 2},
+            "metrics": {"ocr": {"backend": "rapidocr"}, "pickscore": pickscore_files(root / "weights" / "pickscore")},
+        },
+        "grid": {"sd35": {"ocr": {"variants": {"flowgrpo": {"clip_eps": 1e-4}, "grpo_guard": {"clip_eps": 2e-6}}}}},
+        "analysis": {"gold": ["pickscore"], "baseline": "flowgrpo", "normalised": "grpo_guard",
+                     "comparisons": {"ablation": ["flowgrpo", "grpo_guard"]}},
+    }
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real")
+    build("sd3", root / "weights" / "sd3")
+    (root / "prompts" / "ocr").mkdir(parents=True)
+    (root / "prompts" / "ocr" / "train.txt").write_text("\n".join(TARGETS) + "\n")
+    (root / "prompts" / "ocr" / "test.txt").write_text("\n".join(TARGETS[:2]) + "\n")
+    config = root / "real_tiny.yaml"
+    config.write_text(yaml.safe_dump(experiment(root), sort_keys=False))
+    return root, config
+
+
+def run(cwd, *args, timeout=900):
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_weights_check_passes_when_every_folder_is_there(project):
+    root, config = project
+    done = run(root, "-m", "eval.weights", "--config", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok      backbone sd35: weights/sd3" in done.stdout and "ok      pickscore" in done.stdout
+
+
+def test_the_workflow_runs_end_to_end_on_a_tiny_sd3_with_real_metrics(project):
+    root, config = project
+    done = run(root, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", "--configfile", str(config),
+               "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    results = root / "results" / "real_tiny"
+    manifest = json.loads((results / "prompts" / "sd35_ocr.json").read_text())
+    assert [f["n_records"] for f in manifest["files"]] == [4, 2]
+    setting = results / "sd35" / "ocr"
+    for run_dir in ("base", "flowgrpo/seed0", "grpo_guard/seed0"):
+        scores = pd.read_csv(setting / run_dir / "scores" / "scores.csv")
+        assert set(scores.metric) == {"proxy", "pickscore"} and len(scores) == 2 * 2 * 2  # 2 test prompts x 2 images
+        assert scores[scores.metric == "proxy"].score.between(0, 1).all()  # the OCR reward
+        assert scores[scores.metric == "pickscore"].score.notna().all()
+    run_dir = setting / "grpo_guard" / "seed0"
+    assert (run_dir / "checkpoints" / "latest").is_file()
+    ev = pd.read_json(run_dir / "eval.jsonl", lines=True)
+    assert {"proxy", "pickscore"} <= set(ev) and list(ev.iteration) == [0, 1, 2]
+    main = pd.read_csv(results / "tables" / "main.csv", index_col=[0, 1, 2])
+    assert list(main.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
+    assert list(main.columns) == ["seeds", "proxy", "pickscore", "avg_gold"]
+    assert (setting / "figures" / "logratio_per_step.png").is_file()
