@@ -47,6 +47,8 @@ class TrainConfig:
     group_size: int = _help("images per prompt (one group)", 8)
     minibatches: int = _help("minibatches (= optimizer steps) per pass over a rollout", 2)
     inner_epochs: int = _help("passes over each rollout; optimizer steps per rollout = minibatches x inner_epochs", 1)
+    micro_batch: int = _help("samples per forward/backward within a minibatch, per process (gradient accumulation; "
+                             "0 = the whole minibatch at once)", 0)
     # objective
     clip_eps: float = _help("symmetric PPO clip range of the ratio", 1e-4)
     kl_beta: float = _help("weight of the KL to the reference policy (0 = no KL)", 0.0)
@@ -97,6 +99,7 @@ class TrainConfig:
              "between 1 and prompts_per_iteration x group_size"),
             (self.inner_epochs >= 1, "inner_epochs", ">= 1"),
             (self.eval_batch >= 0, "eval_batch", ">= 0"),
+            (self.micro_batch >= 0, "micro_batch", ">= 0"),
             (self.clip_eps > 0 and self.lr > 0, "clip_eps", "> 0 (and lr > 0)"),
             (self.kl_beta >= 0, "kl_beta", ">= 0"),
             (self.eval_every >= 1 and self.checkpoint_every >= 1 and self.ema_every >= 1, "eval_every", ">= 1"),

@@ -88,6 +88,11 @@ def build_schedule(config: TrainConfig) -> SDESchedule:
     return SCHEDULES[config.sampler](config.num_steps, config.shift, config.noise_level)
 
 
+def micro_batches(n: int, size: int) -> list[torch.Tensor]:
+    """Row indices 0..n-1 in consecutive chunks of at most ``size`` (one chunk when size is 0; none when n is 0)."""
+    return list(torch.arange(n).split(size or max(n, 1))) if n else []
+
+
 def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Per-sample trained steps (B, trained): the first ones, or a random subset of the trainable ones."""
     if config.trained_steps == config.trainable_steps:
@@ -115,6 +120,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,
                                            weight_decay=config.weight_decay)
         self.ema = EMA(self.params, config.ema_decay, config.ema_every)
+        # fp16 autocast: losses scaled before backward, gradients unscaled before clipping (a no-op otherwise)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=getattr(backbone, "grad_scaling", False))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sampler = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed)
         self.start = 0
@@ -138,6 +145,8 @@ class Trainer:
         if folder is not None:
             state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
             self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
+            if state.get("grad_scaler"):
+                self.scaler.load_state_dict(state["grad_scaler"])
             self.start = state["iteration"]
             if self.processes.is_main:
                 print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
@@ -169,7 +178,8 @@ class Trainer:
 
     def save(self, iteration: int) -> None:
         """Checkpoint after ``iteration`` completed iterations (called on the main process only)."""
-        extra = {"ema_optimizer_steps": self.ema.optimizer_steps, "ema_updates": self.ema.updates}
+        extra = {"ema_optimizer_steps": self.ema.optimizer_steps, "ema_updates": self.ema.updates,
+                 "grad_scaler": self.scaler.state_dict()}
         save_checkpoint(self.out / "checkpoints", iteration, self.params, self.ema.shadow, self.optimizer,
                         self.generator, extra)
 
@@ -241,16 +251,19 @@ class Trainer:
         rows, hist, total, failure = [], [], 0.0, None
         track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
         previous_grad = self.grads() if track else None
+        parts = micro_batches(len(local), c.micro_batch)
         for j in range(all_steps.shape[1]):
-            k = steps[:, j]
-            if len(local):
-                loss, step_rows, step_hist = self.step_loss(batch.traj, local, k, cond, adv, len(mb), iteration, update)
+            for part in parts:
+                k = steps[part, j]
+                part_cond = cond if len(parts) == 1 else self.backbone.select(cond, part)
+                loss, step_rows, step_hist = self.step_loss(batch.traj, local[part], k, part_cond, adv[part], len(mb),
+                                                            iteration, update)
                 rows += step_rows
                 hist += step_hist
                 if failure is None and not torch.isfinite(loss):
                     failure = (f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, "
                                f"step {int(k[0])}")
-                (loss / all_steps.shape[1]).backward()
+                self.scaler.scale(loss / all_steps.shape[1]).backward()
                 total += float(loss.detach())
             if previous_grad is not None:
                 grad = self.grads()
@@ -258,7 +271,7 @@ class Trainer:
                     delta = torch._foreach_sub(grad, previous_grad)
                     self.processes.sum(delta)
                     if len(local):
-                        norm = float(torch.stack(torch._foreach_norm(delta)).norm())
+                        norm = float(torch.stack(torch._foreach_norm(delta)).norm()) / self.scaler.get_scale()
                         rows[-1]["step_grad_norm"] = norm * all_steps.shape[1]
                 previous_grad = grad
         if self.processes.any(failure is not None):
@@ -307,8 +320,10 @@ class Trainer:
     def optimizer_step(self) -> float:
         """Sum the processes' gradients, clip, step, zero, update the EMA; returns the pre-clip grad norm."""
         self.processes.sum_grads(self.params)
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped (and the scale lowered) when fp16 gradients overflowed
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.step()
         return float(norm)

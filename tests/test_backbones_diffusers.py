@@ -216,3 +216,19 @@ def test_each_prompt_is_encoded_once(folders):
         bb.velocity(x, torch.tensor([0.5, 0.5]), again)
     assert seen == [[PROMPTS[0], PROMPTS[1]], [""]]
     assert torch.equal(first.embeds[1], again.embeds[0]) and torch.equal(first.pooled[2], again.pooled[1])
+
+
+def test_fp16_autocast_trains_through_the_loss_scaler(folders, tmp_path):
+    """fp16 autocast turns the trainer's GradScaler on: gradients are unscaled before clipping and logging."""
+    runs = {}
+    for precision in ("no", "fp16"):
+        options = {**SMALL, "mixed_precision": precision}
+        t = trainer(folders, "sd35", tmp_path / precision, bb=backbone(folders, "sd35", mixed_precision=precision),
+                    backbone={"name": "sd35", **options})
+        assert t.scaler.is_enabled() == (precision == "fp16")
+        t.run()
+        runs[precision] = pd.read_json(tmp_path / precision / "train.jsonl", lines=True)
+    state = json.loads((tmp_path / "fp16" / "checkpoints" / "ckpt-000002" / "state.json").read_text())
+    assert state["grad_scaler"]["scale"] > 1  # scaled by 2^k, saved for resume
+    ratio = runs["fp16"].grad_norm / runs["no"].grad_norm
+    assert ratio.between(0.5, 2.0).all(), ratio  # unscaled: the fp32 run's gradient size, not 2^16 times it

@@ -210,6 +210,8 @@ class DiffusersBackbone(ABC):
         self.pipe, self.options = pipe, options
         self.device: torch.device = next(pipe.transformer.parameters()).device
         self.autocast = PRECISIONS[options.mixed_precision]
+        self.grad_scaling = self.autocast is torch.float16
+        """fp16 autocast needs a loss scaler (the trainer's GradScaler); bf16 and fp32 do not."""
         self.transformer = add_lora(pipe.transformer, options.lora, options.gradient_checkpointing)
         side = options.resolution // 8
         self.latent_shape: tuple[int, ...] = (pipe.transformer.config.in_channels // self.packed_channels, side, side)
