@@ -58,7 +58,8 @@ def score_folder(task: Task, folder: Path, out: Path, batch: int = 64) -> dict[s
         gold = task.gold_set(load_images(folder, list(index.file)), list(index.prompt))
     else:
         gold = {name: float(means[name]) for name in task.gold_metrics}
-    summary = {"proxy": float(means["proxy"]), **gold}
+    proxy = table[table.metric == "proxy"].set_index("image").score
+    summary = {**task.summarise_proxy(list(index.prompt), torch.as_tensor(proxy[index.file].values)), **gold}
     (out / "summary.jsonl").write_text(json.dumps(summary) + "\n")
     return summary
 

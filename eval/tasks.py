@@ -15,9 +15,8 @@ Evaluation sets of a real task (``task:`` options):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -49,6 +48,8 @@ class Task:
     """The proxy as evaluated (GenEval: strict accuracy; default: the training reward)."""
     eval_gold: tuple[str, ...] | None = None
     """Gold metrics computed in the training-time evaluation (default: all)."""
+    proxy_summary: Callable[[Sequence[str], Sequence[float]], dict[str, float]] | None = None
+    """Set-level proxy from per-image proxy scores (GenEval: per-tag accuracy, then the mean over tags)."""
 
     def evaluation_prompts(self) -> list[str]:
         return self.eval_prompts if self.eval_prompts is not None else self.prompts
@@ -58,6 +59,13 @@ class Task:
 
     def proxy_metric(self) -> Reward:
         return self.proxy if self.proxy is not None else self.reward
+
+    def summarise_proxy(self, prompts: Sequence[str], scores: torch.Tensor) -> dict[str, float]:
+        """``proxy`` of a scored set (the mean of the scored images, unless the task defines its own
+        summary) and any breakdown."""
+        if self.proxy_summary is not None:
+            return self.proxy_summary(prompts, scores.tolist())
+        return {"proxy": float(scores.nanmean() if scores.isnan().any() else scores.mean())}
 
     def per_image_metrics(self) -> dict[str, Reward]:
         """Everything scored per image: ``proxy`` and each gold metric."""
@@ -160,9 +168,11 @@ def build_real_task(options: dict[str, Any], metrics: dict[str, Any] | None = No
     seed = int(options.get("subset_seed", 0))
     extra_train: dict[str, Any] = {}
     extra_eval: dict[str, Any] = {}
+    summary = None
     if reward == "geneval":  # the scorer looks each prompt up in the metadata that holds it
         extra_train = {"metadata": [str(train_file)], "mode": "partial"}
         extra_eval = {"metadata": [str(test_file)] + ([str(final_file)] if final_file else []), "mode": "accuracy"}
+        summary = partial(geneval_summary, extra_eval["metadata"])
     gold_names = list(options.get("gold", []))
     return Task(
         prompts=train,
@@ -173,7 +183,16 @@ def build_real_task(options: dict[str, Any], metrics: dict[str, Any] | None = No
         final_per_prompt=options.get("final_per_prompt"),
         proxy=LazyMetric(reward, metric_options(reward, metrics, **extra_eval)) if extra_eval else None,
         eval_gold=tuple(options.get("eval_gold", gold_names)),
+        proxy_summary=summary,
     )
+
+
+def geneval_summary(metadata: list[str], prompts: Sequence[str], correct: Sequence[float]) -> dict[str, float]:
+    """GenEval's score of a set: ``proxy`` = the mean over tags of the per-tag accuracy, and each tag's accuracy."""
+    from eval.geneval.metric import accuracy_table
+
+    table = accuracy_table(prompts, correct, metadata)
+    return {"proxy": table.pop("overall"), **{f"geneval_{tag}": value for tag, value in table.items()}}
 
 
 TASKS: dict[str, Callable[[dict[str, Any], dict[str, Any] | None], Task]] = {
@@ -189,9 +208,3 @@ def build_task(backbone_name: str, options: dict[str, Any], metrics: dict[str, A
     if backbone_name not in TASKS:
         raise ValueError(f"no task defined for backbone {backbone_name!r}; known: {sorted(TASKS)}")
     return TASKS[backbone_name](options, metrics)
-
-
-def finite_mean(values: Sequence[float]) -> float:
-    """Mean of the finite values (NaN where there are none)."""
-    kept = [v for v in values if math.isfinite(v)]
-    return sum(kept) / len(kept) if kept else math.nan

@@ -336,7 +336,7 @@ class Trainer:
         with self.ema.swapped_in():
             prompts, images = evaluation_images(self.backbone, task.evaluation_prompts(), c.eval_per_prompt,
                                                 c.eval_steps, c.shift, c.eval_seed, c.eval_batch)
-        row = {"iteration": iteration, "proxy": float(task.proxy_metric()(images, prompts).mean()),
+        row = {"iteration": iteration, **task.summarise_proxy(prompts, task.proxy_metric()(images, prompts)),
                **task.gold(images, prompts, task.eval_gold)}
         save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
                    nrow=min(8, c.eval_per_prompt))

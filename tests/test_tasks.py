@@ -75,3 +75,19 @@ def test_weights_check_lists_each_missing_weight_once_with_how_to_get_it():
     assert "huggingface-cli download xswu/HPSv2" in out and "needed by sd35/geneval, sd35/ocr, sd35/pickscore, flux/pickscore" in out
     assert "MISSING backbone flux: weights/FLUX.1-dev" in out and "ok      ocr" in out
     assert _weights_cli("workflow/config/nano.yaml").returncode == 0
+
+
+@needs_data
+def test_geneval_set_score_is_the_mean_over_tags_not_over_images():
+    from eval.tasks import geneval_summary
+    from guard.prompts import load_geneval
+
+    path = DATA / "geneval" / "evaluation_metadata.jsonl"
+    records = load_geneval(path).records
+    prompts = [r.prompt for r in records]
+    correct = [1.0 if r.tag == "single_object" else 0.0 for r in records]  # 80 of 553 images right
+    summary = geneval_summary([str(path)], prompts, correct)
+    assert summary["proxy"] == pytest.approx(1 / 6) and summary["geneval_single_object"] == 1.0
+    assert sum(correct) / len(correct) == pytest.approx(80 / 553)  # what a per-image mean would have said
+    assert {k for k in summary if k.startswith("geneval_")} == {f"geneval_{t}" for t in (
+        "single_object", "two_object", "counting", "colors", "position", "color_attr")}
