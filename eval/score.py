@@ -59,7 +59,7 @@ def score_folder(task: Task, folder: Path, out: Path, batch: int = 64) -> dict[s
     else:
         gold = {name: float(means[name]) for name in task.gold_metrics}
     proxy = table[table.metric == "proxy"].set_index("image").score
-    summary = {**task.summarise_proxy(list(index.prompt), torch.as_tensor(proxy[index.file].values)), **gold}
+    summary = {**task.summarise_proxy(list(index.prompt), torch.tensor(proxy[index.file].to_numpy())), **gold}
     (out / "summary.jsonl").write_text(json.dumps(summary) + "\n")
     return summary
 
