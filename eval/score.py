@@ -67,12 +67,13 @@ def score_folder(task: Task, folder: Path, out: Path, batch: int = 64) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser(__doc__, "the run's config (its task section names the metrics, its metrics section the weights)")
     parser.add_argument("--images", required=True, type=Path, help="folder written by python -m guard.sample")
+    parser.add_argument("--setting", help="backbone/task of an experiment file (its first variant's task and metrics)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--batch", type=int, default=64, help="images per metric call")
     args = parser.parse_args(argv)
     init_torch(args.threads)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, setting=args.setting)
         task = build_task(config.backbone["name"], config.task, config.metrics)
         if not (args.images / "images.jsonl").is_file():
             raise FileNotFoundError(f"{args.images} has no images.jsonl; run python -m guard.sample first")

@@ -134,11 +134,12 @@ def grid_settings(experiment: dict[str, Any]) -> list[tuple[str, str]]:
     return [(b, t) for b, tasks in experiment["grid"].items() for t in tasks]
 
 
-def resolve_run(experiment: dict[str, Any], variant: str, setting: str | None = None) -> dict[str, Any]:
+def resolve_run(experiment: dict[str, Any], variant: str | None, setting: str | None = None) -> dict[str, Any]:
     """Trainer keys of one run: ``train``, then the setting's ``train``, then the variant's overrides.
 
     Experiment shape: {train: {...}, grid: {backbone: {task: {train: {...}, variants: {name: {...}}}}}}.
-    ``setting`` is "backbone/task" (optional when the grid has one). A variant entry may name a
+    ``setting`` is "backbone/task" (optional when the grid has one); ``variant`` None picks
+    ``train.variant`` (default grpo_guard) where the setting declares it, else its first variant. A variant entry may name a
     registered method with ``variant:`` (a preset such as ``grpo_guard_public``); otherwise its own
     name is the method.
     """
@@ -152,6 +153,9 @@ def resolve_run(experiment: dict[str, Any], variant: str, setting: str | None = 
                           f"got {setting!r}")
     entry = experiment["grid"][backbone][task] or {}
     variants = entry.get("variants") or {}
+    if variant is None:  # train.variant (default grpo_guard) where the setting declares it, else its first variant
+        preferred = experiment.get("train", {}).get("variant", "grpo_guard")
+        variant = preferred if preferred in variants else next(iter(variants), preferred)
     if variant not in variants:
         raise ConfigError(f"variant {variant!r} is not declared for {backbone}/{task}; declared: {sorted(variants)}")
     return {**experiment.get("train", {}), **(entry.get("train") or {}), "variant": variant, **(variants[variant] or {})}
@@ -170,5 +174,5 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, setti
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     overrides = dict(overrides or {})
     if "grid" in data:
-        data = resolve_run(data, overrides.pop("variant", data.get("train", {}).get("variant", "grpo_guard")), setting)
+        data = resolve_run(data, overrides.pop("variant", None), setting)
     return config_from_dict({**data, **overrides})

@@ -50,11 +50,12 @@ def write_images(images: torch.Tensor, prompts: list[str], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser(__doc__, "the run's config (TrainConfig YAML)")
     parser.add_argument("--run", type=Path, help="run folder whose last checkpoint is sampled (default: the base model)")
+    parser.add_argument("--setting", help="backbone/task of an experiment file (its first variant's task and metrics)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     init_torch(args.threads)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, setting=args.setting)
         backbone = build_backbone(config.backbone)
         if args.run is not None:
             folder = latest_checkpoint(args.run / "checkpoints")

@@ -70,11 +70,17 @@ def test_weights_check_passes_when_every_folder_is_there(project):
     assert "ok      backbone sd35: weights/sd3" in done.stdout and "ok      pickscore" in done.stdout
 
 
-def test_the_workflow_runs_end_to_end_on_a_tiny_sd3_with_real_metrics(project):
+@pytest.fixture(scope="module")
+def workflow(project):
+    """The whole workflow, run once for this module."""
     root, config = project
-    done = run(root, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", "--configfile", str(config),
+    return run(root, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", "--configfile", str(config),
                "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"))
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+
+def test_the_workflow_runs_end_to_end_on_a_tiny_sd3_with_real_metrics(project, workflow):
+    root, _ = project
+    assert workflow.returncode == 0, (workflow.stdout + workflow.stderr)[-4000:]
     results = root / "results" / "real_tiny"
     manifest = json.loads((results / "prompts" / "sd35_ocr.json").read_text())
     assert [f["n_records"] for f in manifest["files"]] == [4, 2]
@@ -92,3 +98,15 @@ def test_the_workflow_runs_end_to_end_on_a_tiny_sd3_with_real_metrics(project):
     assert list(main.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
     assert list(main.columns) == ["seeds", "proxy", "pickscore", "avg_gold"]
     assert (setting / "figures" / "logratio_per_step.png").is_file()
+
+
+def test_one_command_scores_an_image_folder_with_every_metric_of_a_setting(project, workflow, tmp_path):
+    """``python -m eval.score`` on the experiment file: the same scores as the workflow's score job."""
+    root, config = project
+    assert workflow.returncode == 0
+    images = root / "results" / "real_tiny" / "sd35" / "ocr" / "base" / "eval_images"
+    done = run(root, "-m", "eval.score", "--config", str(config), "--setting", "sd35/ocr", "--images", str(images),
+               "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = (images.parent / "scores" / "summary.jsonl").read_text()
+    assert json.loads(done.stdout.splitlines()[-1]) == json.loads(expected)
