@@ -13,9 +13,14 @@ SEEDS = [int(s) for s in config["seeds"]]
 SETTINGS = grid_settings(config)  # (backbone, task) pairs
 RUNS = [(b, t, v) for b, t in SETTINGS for v in config["grid"][b][t]["variants"]]
 
-# Fail at load time, naming the key, if any run does not resolve to a valid trainer config.
+# Fail at load time, naming the key, if any run does not resolve to a valid trainer config, or if a
+# multi-GPU training job could not split its rollout into whole groups per process.
+_GPUS = config.get("resources", {}).get("train", {}).get("gpus", 0)
 for _b, _t, _v in RUNS:
-    config_from_dict(resolve_run(config, _v, f"{_b}/{_t}"))
+    _run = config_from_dict(resolve_run(config, _v, f"{_b}/{_t}"))
+    if _GPUS > 1 and _run.prompts_per_iteration % _GPUS:
+        raise ValueError(f"{_b}/{_t}/{_v}: prompts_per_iteration ({_run.prompts_per_iteration}) must be divisible by "
+                         f"resources.train.gpus ({_GPUS}): each GPU process rolls out whole groups")
 
 
 def write_yaml(path, data):

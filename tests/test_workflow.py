@@ -137,3 +137,12 @@ def test_fetch_prompts_option_adds_a_download_job_per_missing_file(tmp_path):
     assert "datasets/geneval/evaluation_metadata.jsonl" in text and "datasets/flow_grpo/ocr/train.txt" in text
     manifest_inputs = re.findall(r"rule prompts_manifest:\n    input: ([^\n]*)", text)
     assert any("datasets/flow_grpo/geneval/train_metadata.jsonl" in i and "evaluation_metadata" in i for i in manifest_inputs)
+
+
+def test_a_rollout_that_cannot_be_split_over_the_gpus_fails_at_load(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "workflow" / "config" / "paper.yaml").read_text().replace(
+        "prompts_per_iteration: 48", "prompts_per_iteration: 44"))
+    done = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0 and "prompts_per_iteration (44)" in text and "resources.train.gpus (8)" in text
