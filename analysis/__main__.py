@@ -43,15 +43,17 @@ def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
     if not (runs / "base" / summary).is_file():
         raise FileNotFoundError(f"{runs / 'base' / summary} is missing; run the sample_base and score rules")
     base = pd.read_json(runs / "base" / summary, lines=True).iloc[0].to_dict()
-    columns = ["proxy", *gold, "avg_gold"]
+    breakdown = [k for k in base if k != "proxy" and k not in gold]  # e.g. GenEval's accuracy per tag
+    columns = ["proxy", *breakdown, *gold, "avg_gold"]
     scored = with_average_gold(read_runs(runs, str(summary), settings["variants"]), base, gold)
     final = summarise(scored, columns).reindex([v for v in settings["variants"] if v in set(scored.variant)])
     base_row = pd.DataFrame({"seeds": [0], **{c: [base.get(c, 1.0)] for c in columns}}, index=["base"])
     main = pd.concat([base_row.assign(**{f"{c}_std": 0.0 for c in columns}), final])
     main.to_csv(out / "main_raw.csv")
     write_table(formatted(main, columns), str(out / "main"),
-                "Final evaluation (last checkpoint, EMA weights, fixed-seed images scored by the score rule): proxy, "
-                "gold metrics and Average(gold) vs the base model; mean ± std over seeds.")
+                "Final evaluation (last checkpoint, EMA weights, fixed-seed images scored by the score rule): proxy "
+                "(and its breakdown, e.g. GenEval's accuracy per tag), gold metrics and Average(gold) vs the base "
+                "model; mean ± std over seeds.")
 
 
 def comparison(runs: Path, settings: dict[str, Any], name: str, out: Path) -> None:
@@ -123,7 +125,9 @@ def summary(tables: list[Path], out: Path) -> None:
         frame = pd.read_csv(path, index_col=0).rename_axis("variant").reset_index()
         frames.append(frame.assign(backbone=setting.parent.name, task=setting.name))
     raw = pd.concat(frames, ignore_index=True).set_index(["backbone", "task", "variant"])
-    columns = [c for c in raw.columns if c != "seeds" and not c.endswith("_std") and f"{c}_std" in raw.columns]
+    # columns every setting has (a task's proxy breakdown, e.g. GenEval's tags, stays in its own table)
+    columns = [c for c in raw.columns if c != "seeds" and not c.endswith("_std") and f"{c}_std" in raw.columns
+               and raw[c].notna().all()]
     write_table(formatted(raw, columns), str(out / "main"),
                 "Every setting: proxy, gold metrics and Average(gold) vs the backbone's base model; mean ± std over seeds.")
     paper = PAPER_MAIN.assign(avg_gold_recomputed=paper_average_gold().round(2))

@@ -37,3 +37,27 @@ def test_summarise_gives_population_std_over_seeds():
     rows = pd.DataFrame({"variant": ["a", "a", "b"], "x": [1.0, 3.0, 5.0]})
     s = summarise(rows, ["x"])
     assert s.loc["a", "x"] == 2.0 and s.loc["a", "x_std"] == 1.0 and s.loc["b", "seeds"] == 1
+
+
+def test_main_table_keeps_a_proxy_breakdown_and_the_summary_drops_it(tmp_path):
+    """GenEval's per-tag accuracies (extra keys of summary.jsonl) become columns of that setting's table only."""
+    import json
+
+    from analysis.__main__ import summary, tables
+
+    def write(folder, row):
+        (folder / "scores").mkdir(parents=True)
+        (folder / "scores" / "summary.jsonl").write_text(json.dumps(row) + "\n")
+
+    for task, extra in (("geneval", {"geneval_counting": 0.5}), ("ocr", {})):
+        runs = tmp_path / "sd35" / task
+        write(runs / "base", {"proxy": 0.5, **extra, "hpsv2": 0.3})
+        write(runs / "grpo_guard" / "seed0", {"proxy": 0.9, **{k: 0.75 for k in extra}, "hpsv2": 0.27})
+        (runs / "grpo_guard" / "seed0" / "final.json").write_text("{}")
+        tables(runs, {"gold": ["hpsv2"], "variants": ["grpo_guard"]}, runs / "tables")
+    main = pd.read_csv(tmp_path / "sd35" / "geneval" / "tables" / "main_raw.csv", index_col=0)
+    assert main.loc["grpo_guard", "geneval_counting"] == 0.75 and main.loc["base", "geneval_counting"] == 0.5
+    assert main.loc["grpo_guard", "avg_gold"] == pytest.approx(0.9)
+    summary([tmp_path / "sd35" / t / "tables" / "main_raw.csv" for t in ("geneval", "ocr")], tmp_path / "all")
+    header = (tmp_path / "all" / "main.csv").read_text().splitlines()[0]
+    assert "geneval_counting" not in header and "hpsv2" in header and "avg_gold" in header
