@@ -91,11 +91,17 @@ def load_checkpoint(folder: Path, params: list[torch.nn.Parameter], shadow: list
     return state
 
 
-def load_ema_weights(folder: Path, params: list[torch.nn.Parameter]) -> None:
-    """Copy a checkpoint's EMA weights into the trainable parameters (for evaluation)."""
-    ema = load_file(folder / "ema.safetensors")
-    if len(ema) != len(params):
-        raise ValueError(f"{folder} holds {len(ema)} EMA tensors, the model has {len(params)} trainable ones")
+def load_weights(folder: Path, params: list[torch.nn.Parameter], name: str = "model.safetensors") -> None:
+    """Copy a checkpoint's trained weights (or, with ``name``, another tensor file of it) into the parameters."""
+    tensors = load_file(folder / name)
+    if len(tensors) != len(params):
+        raise ValueError(f"{folder / name} holds {len(tensors)} tensors, the model has {len(params)} trainable ones: "
+                         "the checkpoint belongs to another backbone configuration")
     with torch.no_grad():
         for i, p in enumerate(params):
-            p.copy_(ema[f"{i}"])
+            p.copy_(tensors[f"{i}"])
+
+
+def load_ema_weights(folder: Path, params: list[torch.nn.Parameter]) -> None:
+    """Copy a checkpoint's EMA weights into the trainable parameters (for evaluation)."""
+    load_weights(folder, params, "ema.safetensors")

@@ -4,6 +4,7 @@ import re
 
 import yaml
 
+from guard.backbones import ADAPTER_BACKBONES
 from guard.config import config_from_dict, grid_settings, resolve_run
 from guard.prompts import task_files
 
@@ -108,10 +109,17 @@ FIGURES = ["logratio_histograms", "logratio_per_step", "clip_fractions", "grad_n
            "gold_vs_proxy", "samples_over_training"]
 
 
+def lora_exports():
+    """The exported LoRA adapter of every run of a backbone trained through one (sd35, flux)."""
+    return [f"{RESULTS}/{b}/{t}/{v}/seed{s}/lora" for b, t, v in RUNS for s in SEEDS
+            if backbone_options(b)["name"] in ADAPTER_BACKBONES]
+
+
 def all_targets():
     per_setting = [f"{RESULTS}/{b}/{t}" for b, t in SETTINGS]
     return (
-        [f"{d}/tables/main.{ext}" for d in per_setting for ext in ("csv", "md", "tex")]
+        lora_exports()
+        + [f"{d}/tables/main.{ext}" for d in per_setting for ext in ("csv", "md", "tex")]
         + [f"{RESULTS}/{b}/{t}/tables/{c}.{ext}" for b, t in SETTINGS for c in comparisons(b, t) for ext in ("csv", "md", "tex")]
         + [f"{d}/figures/{name}.{ext}" for d in per_setting for name in FIGURES for ext in ("png", "pdf")]
         + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["main", "paper_main"], ext=["csv", "md", "tex"])

@@ -208,3 +208,25 @@ rule score:
     shell:
         "python -m eval.score --config {input.config} --images {input.images} --out {params.out}"
         " --threads {threads} > {log} 2>&1"
+
+
+rule export_lora:
+    input:
+        config=f"{RESULTS}/configs/{{backbone}}/{{task}}/{{variant}}.yaml",
+        run=f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/final.json",
+    output:
+        directory(f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/lora"),
+    params:
+        run=lambda w, input: os.path.dirname(input.run),
+    log:
+        f"{RESULTS}/logs/export/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.log",
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("sample", "runtime", 30),
+        mem_mb=res("sample", "mem_mb", 4000),
+        gpus=0,
+        **slurm_res("sample"),
+    shell:
+        "python -m guard.export --config {input.config} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"

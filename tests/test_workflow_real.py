@@ -1,5 +1,5 @@
-"""The whole workflow on the real code paths: a tiny SD3 pipeline folder, the OCR task from a prompts
-folder, real rapidocr as the proxy and PickScore (tiny random weights) as the gold metric.
+"""The whole workflow on the real code paths: a tiny SD3 pipeline folder, the PickScore task from a
+prompts folder, PickScore as the proxy and ImageReward as the gold metric (tiny random weights).
 
 Everything a cluster run of ``paper.yaml`` does, at toy size: weights check, prompt manifest, base
 check, LoRA training through ``python -m guard.train``, sampling the final set, per-metric scoring,
@@ -17,16 +17,16 @@ import pytest
 import yaml
 
 from guard.backbones.tiny import build
-from tiny_metrics import pickscore_files
+from tiny_metrics import imagereward_files, pickscore_files
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-TARGETS = ["a sign that says \"grpo\"", "a poster with the words \"guard\"", "a mug printed with \"flow\"",
+PROMPTS = ["a sign that says \"grpo\"", "a poster with the words \"guard\"", "a mug printed with \"flow\"",
            "a neon light reading \"clip\""]
 
 
 def experiment(root: Path) -> dict:
-    """A two-variant SD3 x OCR experiment whose paths point into ``root``."""
+    """A two-variant SD3 x PickScore experiment whose paths point into ``root``."""
     lora = {"rank": 2, "alpha": 4, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]}
     return {
         "experiment": "real_tiny",
@@ -36,13 +36,16 @@ def experiment(root: Path) -> dict:
             "iterations": 2, "sampler": "flowgrpo", "num_steps": 3, "trained_steps": 2, "trainable_steps": 2,
             "prompts_per_iteration": 2, "group_size": 2, "minibatches": 2, "eval_every": 1, "eval_per_prompt": 1,
             "eval_steps": 2, "checkpoint_every": 1, "drop_zero_advantage": False, "histogram_iterations": [1],
+            "ema_every": 1,
             "backbone": {"name": "sd35", "path": "weights/sd3", "resolution": 64, "mixed_precision": "no",
                          "max_sequence_length": 16, "lora": lora},
-            "task": {"reward": "ocr", "prompts": "prompts/ocr", "gold": ["pickscore"], "final_per_prompt": 2},
-            "metrics": {"ocr": {"backend": "rapidocr"}, "pickscore": pickscore_files(root / "weights" / "pickscore")},
+            "task": {"reward": "pickscore", "prompts": "prompts/pickscore", "gold": ["imagereward"],
+                     "final_per_prompt": 2},
+            "metrics": {"pickscore": pickscore_files(root / "weights" / "pickscore"),
+                        "imagereward": imagereward_files(root / "weights" / "imagereward")},
         },
-        "grid": {"sd35": {"ocr": {"variants": {"flowgrpo": {"clip_eps": 1e-4}, "grpo_guard": {"clip_eps": 2e-6}}}}},
-        "analysis": {"gold": ["pickscore"], "baseline": "flowgrpo", "normalised": "grpo_guard",
+        "grid": {"sd35": {"pickscore": {"variants": {"flowgrpo": {"clip_eps": 1e-4}, "grpo_guard": {"clip_eps": 2e-6}}}}},
+        "analysis": {"gold": ["imagereward"], "baseline": "flowgrpo", "normalised": "grpo_guard",
                      "comparisons": {"ablation": ["flowgrpo", "grpo_guard"]}},
     }
 
@@ -51,9 +54,9 @@ def experiment(root: Path) -> dict:
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     build("sd3", root / "weights" / "sd3")
-    (root / "prompts" / "ocr").mkdir(parents=True)
-    (root / "prompts" / "ocr" / "train.txt").write_text("\n".join(TARGETS) + "\n")
-    (root / "prompts" / "ocr" / "test.txt").write_text("\n".join(TARGETS[:2]) + "\n")
+    (root / "prompts" / "pickscore").mkdir(parents=True)
+    (root / "prompts" / "pickscore" / "train.txt").write_text("\n".join(PROMPTS) + "\n")
+    (root / "prompts" / "pickscore" / "test.txt").write_text("\n".join(PROMPTS[:2]) + "\n")
     config = root / "real_tiny.yaml"
     config.write_text(yaml.safe_dump(experiment(root), sort_keys=False))
     return root, config
@@ -67,7 +70,7 @@ def test_weights_check_passes_when_every_folder_is_there(project):
     root, config = project
     done = run(root, "-m", "eval.weights", "--config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ok      backbone sd35: weights/sd3" in done.stdout and "ok      pickscore" in done.stdout
+    assert "ok      backbone sd35: weights/sd3" in done.stdout and "ok      imagereward" in done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -82,30 +85,57 @@ def test_the_workflow_runs_end_to_end_on_a_tiny_sd3_with_real_metrics(project, w
     root, _ = project
     assert workflow.returncode == 0, (workflow.stdout + workflow.stderr)[-4000:]
     results = root / "results" / "real_tiny"
-    manifest = json.loads((results / "prompts" / "sd35_ocr.json").read_text())
+    manifest = json.loads((results / "prompts" / "sd35_pickscore.json").read_text())
     assert [f["n_records"] for f in manifest["files"]] == [4, 2]
-    setting = results / "sd35" / "ocr"
+    setting = results / "sd35" / "pickscore"
     for run_dir in ("base", "flowgrpo/seed0", "grpo_guard/seed0"):
         scores = pd.read_csv(setting / run_dir / "scores" / "scores.csv")
-        assert set(scores.metric) == {"proxy", "pickscore"} and len(scores) == 2 * 2 * 2  # 2 test prompts x 2 images
-        assert scores[scores.metric == "proxy"].score.between(0, 1).all()  # the OCR reward
-        assert scores[scores.metric == "pickscore"].score.notna().all()
+        assert set(scores.metric) == {"proxy", "imagereward"} and len(scores) == 2 * 2 * 2  # 2 test prompts x 2 images
+        assert scores.score.notna().all()
     run_dir = setting / "grpo_guard" / "seed0"
     assert (run_dir / "checkpoints" / "latest").is_file()
     ev = pd.read_json(run_dir / "eval.jsonl", lines=True)
-    assert {"proxy", "pickscore"} <= set(ev) and list(ev.iteration) == [0, 1, 2]
+    assert {"proxy", "imagereward"} <= set(ev) and list(ev.iteration) == [0, 1, 2]
     main = pd.read_csv(results / "tables" / "main.csv", index_col=[0, 1, 2])
     assert list(main.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
-    assert list(main.columns) == ["seeds", "proxy", "pickscore", "avg_gold"]
+    assert list(main.columns) == ["seeds", "proxy", "imagereward", "avg_gold"]
     assert (setting / "figures" / "logratio_per_step.png").is_file()
+    # the EMA LoRA of each run as a peft folder, loadable onto the base transformer
+    adapter = setting / "grpo_guard" / "seed0" / "lora"
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in adapter.iterdir()}
+
+
+def test_exported_adapter_loads_onto_the_base_transformer_as_the_ema_policy(project, workflow):
+    import torch
+    from diffusers import SD3Transformer2DModel
+    from peft import PeftModel
+
+    from guard.backbones import build_backbone
+    from guard.checkpoint import latest_checkpoint, load_ema_weights
+    from guard.config import load_config
+
+    root, config = project
+    assert workflow.returncode == 0
+    run_dir = root / "results" / "real_tiny" / "sd35" / "pickscore" / "grpo_guard" / "seed0"
+    options = {**load_config(config, setting="sd35/pickscore").backbone, "path": str(root / "weights" / "sd3")}
+    backbone = build_backbone(options)
+    load_ema_weights(latest_checkpoint(run_dir / "checkpoints"), [p for p in backbone.trainable_parameters()])
+    base = SD3Transformer2DModel.from_pretrained(root / "weights" / "sd3" / "transformer")
+    loaded = PeftModel.from_pretrained(base, run_dir / "lora")
+    trained = {n: p for n, p in backbone.transformer.named_parameters() if "lora_" in n}
+    exported = {n: p for n, p in loaded.named_parameters() if "lora_" in n}
+    assert trained.keys() == exported.keys() and len(trained) > 0
+    for name, value in trained.items():
+        torch.testing.assert_close(exported[name], value, rtol=0, atol=0, msg=name)
+    assert any(float(v.abs().max()) > 0 for n, v in trained.items() if "lora_B" in n)  # B moved off its zero init
 
 
 def test_one_command_scores_an_image_folder_with_every_metric_of_a_setting(project, workflow, tmp_path):
     """``python -m eval.score`` on the experiment file: the same scores as the workflow's score job."""
     root, config = project
     assert workflow.returncode == 0
-    images = root / "results" / "real_tiny" / "sd35" / "ocr" / "base" / "eval_images"
-    done = run(root, "-m", "eval.score", "--config", str(config), "--setting", "sd35/ocr", "--images", str(images),
+    images = root / "results" / "real_tiny" / "sd35" / "pickscore" / "base" / "eval_images"
+    done = run(root, "-m", "eval.score", "--config", str(config), "--setting", "sd35/pickscore", "--images", str(images),
                "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     expected = (images.parent / "scores" / "summary.jsonl").read_text()

@@ -32,6 +32,9 @@ def build_flux(options: dict[str, Any]) -> Backbone:
 
 BACKBONES: dict[str, Callable[[dict[str, Any]], Backbone]] = {"nano": build_nano, "sd35": build_sd35, "flux": build_flux}
 
+ADAPTER_BACKBONES = frozenset({"sd35", "flux"})
+"""Backbones trained through a LoRA adapter, which ``python -m guard.export`` writes as a peft folder."""
+
 
 def build_backbone(options: dict[str, Any]) -> Backbone:
     """Build the backbone named in ``options['name']``."""

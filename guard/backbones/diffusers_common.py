@@ -233,6 +233,11 @@ class DiffusersBackbone(ABC):
         with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             return fixed_chunks(fn, rows, self.options.forward_batch).float()
 
+    def save_adapter(self, out: str | Path) -> None:
+        """The LoRA adapter as a peft folder (adapter_config.json + adapter_model.safetensors) that
+        ``PeftModel.from_pretrained(transformer, out)`` loads onto the base transformer."""
+        self.transformer.save_pretrained(str(out))
+
     def encode(self, prompts: Sequence[str]) -> TextCond:
         """Cached text condition of a batch of prompts."""
         return self.cache(prompts, self.device)
