@@ -51,6 +51,7 @@ def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
     # FLUX.1-dev x PickScore x {DanceGRPO, GRPO-Guard}; one seed
     assert counts["train"] == 7 + 7 + 4 + 2 and counts["base"] == 2 and counts["tables"] == 4
     assert counts["figures"] == 4 and counts["score"] == counts["train"] + 4
+    assert counts["export_lora"] == counts["train"]  # every SD3.5-M / FLUX run's LoRA as a peft folder
     for run in ("sd35/geneval/grpo_guard/seed0", "sd35/ocr/mean_revised/seed0", "flux/pickscore/dancegrpo/seed0",
                 "sd35/pickscore/grpo_guard_public/seed0"):
         assert f"results/paper/{run}/final.json" in text
