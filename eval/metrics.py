@@ -72,6 +72,14 @@ def missing_weights(name: str, options: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_weights(names: Sequence[str], metrics: dict[str, Any]) -> None:
+    """Fail before any work starts when a real metric among ``names`` lacks its weights (others are skipped)."""
+    problems = [p for name in dict.fromkeys(names) if name in METRICS
+                for p in missing_weights(name, metrics.get(name) or {})]
+    if problems:
+        raise MissingWeightsError("\n".join(problems) + "\n(python -m eval.weights --config CONFIG lists every metric)")
+
+
 def build_metric(name: str, options: dict[str, Any]) -> Metric:
     """Build metric ``name`` from its options after checking its weights."""
     problems = missing_weights(name, options)

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from eval.metrics import check_weights
 from eval.services import ServiceError, running_services
 from eval.tasks import Reward, Task, build_task
 from guard.cli import init_torch, job_parser
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.images / "images.jsonl").is_file():
             raise FileNotFoundError(f"{args.images} has no images.jsonl; run python -m guard.sample first")
         names = [config.task["reward"], *task.gold_metrics]
+        check_weights(names, config.metrics)
         with running_services(config.metrics, names, args.out):
             summary = score_folder(task, args.images, args.out, args.batch)
     except (ConfigError, FileNotFoundError, ValueError, ServiceError) as err:

@@ -35,6 +35,7 @@ import yaml
 from torchvision.utils import save_image
 from tqdm import tqdm
 
+from eval.metrics import check_weights
 from eval.services import ServiceError, running_services
 from eval.tasks import Task
 from guard.advantages import group_advantages
@@ -399,10 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, overrides, args.setting)
         torch.manual_seed(config.seed)
         task = build_task(config.backbone["name"], config.task, config.metrics)
+        names = [config.task["reward"], *(task.eval_gold if task.eval_gold is not None else task.gold_metrics)]
+        check_weights(names, config.metrics)  # before the backbone loads, not at the first reward
         trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
                           restart_on_change=args.on_config_change == "restart", processes=processes)
         # the main process starts the metric servers the reward and the evaluation need (GenEval's detector)
-        names = [config.task["reward"], *(task.eval_gold if task.eval_gold is not None else task.gold_metrics)]
         with running_services(config.metrics, names, Path(args.out)) if processes.is_main else nullcontext():
             processes.barrier()
             final = trainer.run()

@@ -140,3 +140,16 @@ def test_one_command_scores_an_image_folder_with_every_metric_of_a_setting(proje
     assert done.returncode == 0, done.stderr[-3000:]
     expected = (images.parent / "scores" / "summary.jsonl").read_text()
     assert json.loads(done.stdout.splitlines()[-1]) == json.loads(expected)
+
+
+def test_training_with_a_missing_metric_folder_stops_before_loading_the_model(project, tmp_path):
+    root, config = project
+    broken = tmp_path / "broken.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["train"]["metrics"]["imagereward"]["checkpoint"] = str(tmp_path / "ImageReward.pt")
+    broken.write_text(yaml.safe_dump(data))
+    done = run(root, "-m", "guard.train", "--config", str(broken), "--setting", "sd35/pickscore", "--out",
+               str(tmp_path / "run"), timeout=300)
+    assert done.returncode == 2 and "metrics.imagereward.checkpoint" in done.stderr
+    assert "huggingface-cli download THUDM/ImageReward" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
