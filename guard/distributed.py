@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
 """How long a collective waits: the other processes wait in the reward gather while the main
-process evaluates (evaluation runs on the main process only), which can exceed torch's default."""
+process scores the evaluation images and writes checkpoints, which can exceed torch's default."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,25 @@ class Processes:
 
         return gather(tensor.to(self.device).contiguous()).to(tensor.device)
 
+    def block(self, n: int) -> slice:
+        """This process's contiguous block of ``n`` items split as evenly as possible (ceil(n / world) each, the
+        last ones shorter or empty)."""
+        size = -(-n // self.world)
+        return slice(min(n, self.rank * size), min(n, (self.rank + 1) * size))
+
+    def gather_blocks(self, tensor: torch.Tensor, n: int) -> torch.Tensor:
+        """The processes' :meth:`block` parts of ``n`` rows, concatenated in order (every process gets all)."""
+        if self.world == 1:
+            return tensor
+        size = -(-n // self.world)
+        shape = torch.tensor(tensor.shape[1:]).to(self.device)  # an empty block does not know the row shape
+        torch.distributed.all_reduce(shape, op=torch.distributed.ReduceOp.MAX)
+        padded = torch.zeros((size, *shape.tolist()), dtype=tensor.dtype, device=tensor.device)
+        padded[: len(tensor)] = tensor
+        whole = self.gather(padded)
+        return torch.cat([whole[r * size : r * size + len(range(n)[slice(r * size, (r + 1) * size)])]
+                          for r in range(self.world)])
+
     def sum(self, tensors: Sequence[torch.Tensor]) -> None:
         """Sum each tensor over the processes, in place."""
         if self.world == 1:
@@ -132,8 +151,8 @@ class Processes:
         """Whether ``flag`` holds on any process (every process gets the same answer)."""
         return bool(self.sum_floats([float(flag)])[0]) if self.world > 1 else flag
 
-    def broadcast(self, params: Sequence[torch.nn.Parameter]) -> None:
-        """Copy the main process's parameters to every process (as DDP does when it wraps a model), so a
+    def broadcast(self, params: Sequence[torch.Tensor]) -> None:
+        """Copy the main process's tensors (parameters, EMA shadows) to every process (as DDP does for a model), so a
         backbone whose initialisation differs between processes cannot make them drift apart."""
         if self.world == 1:
             return

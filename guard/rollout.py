@@ -89,16 +89,24 @@ def sample_ode(backbone: Backbone, t_grid: torch.Tensor, cond: Any, x: torch.Ten
     return x
 
 
+def evaluation_names(prompts: list[str], per_prompt: int) -> list[str]:
+    """The prompt of each image of the evaluation set: every prompt ``per_prompt`` times."""
+    return [p for p in prompts for _ in range(per_prompt)]
+
+
 @torch.no_grad()
 def evaluation_batches(backbone: Backbone, prompts: list[str], per_prompt: int, steps: int, shift: float, seed: int,
-                       batch_size: int = 0) -> Iterator[tuple[list[str], torch.Tensor]]:
+                       batch_size: int = 0, rows: slice | None = None) -> Iterator[tuple[list[str], torch.Tensor]]:
     """The fixed-seed evaluation set, every prompt ``per_prompt`` times, ODE-sampled and decoded to [0, 1] (CPU).
 
     The noise of the whole set is drawn first, so an image depends on the seed and its position
-    only; ``batch_size`` images (0: all) are sampled and decoded at a time.
+    only; ``rows`` restricts the set to a block of it (one process's share); ``batch_size`` images
+    (0: all) are sampled and decoded at a time.
     """
-    names = [p for p in prompts for _ in range(per_prompt)]
+    names = evaluation_names(prompts, per_prompt)
     noise = torch.randn((len(names), *backbone.latent_shape), generator=torch.Generator().manual_seed(seed))
+    if rows is not None:
+        names, noise = names[rows], noise[rows]
     grid = diffusers_flow_grid(steps, shift)
     for start in range(0, len(names), batch_size or max(len(names), 1)):
         chunk = names[start : start + (batch_size or len(names))]
@@ -107,7 +115,9 @@ def evaluation_batches(backbone: Backbone, prompts: list[str], per_prompt: int, 
 
 
 def evaluation_images(backbone: Backbone, prompts: list[str], per_prompt: int, steps: int, shift: float,
-                      seed: int, batch_size: int = 0) -> tuple[list[str], torch.Tensor]:
+                      seed: int, batch_size: int = 0, rows: slice | None = None) -> tuple[list[str], torch.Tensor]:
     """All of :func:`evaluation_batches` at once: (prompt per image, images (N, 3, H, W))."""
-    parts = list(evaluation_batches(backbone, prompts, per_prompt, steps, shift, seed, batch_size))
+    parts = list(evaluation_batches(backbone, prompts, per_prompt, steps, shift, seed, batch_size, rows))
+    if not parts:
+        return [], torch.zeros(0, 3, 1, 1)
     return [name for names, _ in parts for name in names], torch.cat([images for _, images in parts])

@@ -13,7 +13,8 @@ checkpoints/ (atomic, resumable), final.json.
 
 Several processes (``accelerate launch --num_processes N -m guard.train ...``) split each rollout
 into contiguous blocks of groups and give the one-process update of the same global batch
-(guard/distributed.py says how). Only the main process writes the run folder and evaluates. Two
+(guard/distributed.py says how). Every process samples its block of the evaluation images; only
+the main process scores them and writes the run folder. Two
 things are per process: ``bias_reduction: batch`` averages b over the process's part of the
 minibatch (as the public script does per GPU), and the per-step diagnostics in steps.jsonl and
 logratios.jsonl are those of the main process's samples (``n`` counts them); the loss, the grad
@@ -48,8 +49,8 @@ from guard.ema import EMA
 from guard.loss import grpo_step_loss
 from guard.prompts import KRepeatSampler
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
-from guard.rollout import (Trajectory, backbone_device, evaluation_images, initial_noise, sample_sde, schedule_on,
-                           step_mean)
+from guard.rollout import (Trajectory, backbone_device, evaluation_images, evaluation_names, initial_noise, sample_sde,
+                           schedule_on, step_mean)
 from guard.schedule import SCHEDULES, SDESchedule
 from guard.sde import gaussian_log_prob
 
@@ -151,7 +152,7 @@ class Trainer:
             self.start = state["iteration"]
             if self.processes.is_main:
                 print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
-        self.processes.broadcast(self.params)
+        self.processes.broadcast([*self.params, *self.ema.shadow])  # evaluation samples the EMA on every process
         if self.processes.is_main:
             for name in LOG_FILES:
                 truncate_jsonl(self.out / name, self.start)
@@ -331,12 +332,20 @@ class Trainer:
 
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, iteration: int) -> dict[str, Any]:
-        """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights (main process only)."""
+    def evaluate(self, iteration: int) -> dict[str, Any] | None:
+        """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights.
+
+        Every process samples its block of the evaluation set; the main process gathers the images,
+        scores them and returns the row (the others return None).
+        """
         c, task = self.config, self.task
+        prompts = evaluation_names(task.evaluation_prompts(), c.eval_per_prompt)
         with self.ema.swapped_in():
-            prompts, images = evaluation_images(self.backbone, task.evaluation_prompts(), c.eval_per_prompt,
-                                                c.eval_steps, c.shift, c.eval_seed, c.eval_batch)
+            _, images = evaluation_images(self.backbone, task.evaluation_prompts(), c.eval_per_prompt, c.eval_steps,
+                                          c.shift, c.eval_seed, c.eval_batch, self.processes.block(len(prompts)))
+        images = self.processes.gather_blocks(images, len(prompts))
+        if not self.processes.is_main:
+            return None
         row = {"iteration": iteration, **task.summarise_proxy(prompts, task.proxy_metric()(images, prompts)),
                **task.gold(images, prompts, task.eval_gold)}
         save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
@@ -351,8 +360,10 @@ class Trainer:
         finish = self.start < c.iterations or not (self.out / "final.json").is_file()
         for i in tqdm(range(self.start, c.iterations), initial=self.start, total=c.iterations,
                       desc=f"{c.variant} seed {c.seed}", disable=None if main else True):
-            if i % c.eval_every == 0 and main:
-                append_jsonl(self.out / "eval.jsonl", [self.evaluate(i)])
+            if i % c.eval_every == 0:
+                row = self.evaluate(i)
+                if main:
+                    append_jsonl(self.out / "eval.jsonl", [row])
             batch, row = self.rollout(i)
             t0 = time.perf_counter()
             stats, step_rows, hist_rows = self.train_on(batch, i)
@@ -361,8 +372,8 @@ class Trainer:
                 self.log(row, step_rows, hist_rows)
             if (i + 1) % c.checkpoint_every == 0 and main:
                 self.save(i + 1)
+        final = self.evaluate(c.iterations) if finish else None
         if finish and main:
-            final = self.evaluate(c.iterations)
             truncate_jsonl(self.out / "eval.jsonl", c.iterations)
             append_jsonl(self.out / "eval.jsonl", [final])
             self.save(c.iterations)
