@@ -72,16 +72,47 @@ def wait_until_listening(name: str, url: str, process: subprocess.Popen, timeout
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Terminate the server's process group, then kill it if it does not exit within 20 s."""
-    if process.poll() is not None:
+def stop(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """Terminate the server's whole process group (the shell and what it started); kill what is left after ``grace`` s."""
+    if not group_alive(process.pid):
+        process.poll()
         return
     os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + grace
+    while group_alive(process.pid) and time.monotonic() < deadline:
+        process.poll()  # reap the leader so the group can empty
+        time.sleep(0.1)
+    if group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    process.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (a reaped or zombie-only group counts as gone)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return any(_in_group(pid, pgid) and not _zombie(pid) for pid in _pids())
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _in_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pgid
+    except ProcessLookupError:
+        return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 @contextmanager
