@@ -14,10 +14,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_serve_command_runs_exactly_for_the_block(tmp_path):
+@pytest.mark.parametrize("shape", ["{server}", "{server} & wait"])  # the shell execs it, or forks and waits
+def test_a_serve_command_runs_exactly_for_the_block(tmp_path, shape):
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    metrics = {"judge": {"url": url, "serve": f"{sys.executable} -m http.server {port} --bind 127.0.0.1"},
+    server = f"{sys.executable} -m http.server {port} --bind 127.0.0.1"
+    metrics = {"judge": {"url": url, "serve": shape.format(server=server)},
                "plain": {"checkpoint": "x"}}
     assert not listening(url)
     with running_services(metrics, ["judge", "plain", "judge"], tmp_path):
