@@ -64,6 +64,24 @@ def train_case(weights: Path, out: Path, case: str, processes: Processes, consta
     Trainer(config, backbone, replace(task, reward=reward), out / case, processes=processes).run()
 
 
+SD3 = {"name": "sd35", "resolution": 64, "mixed_precision": "no", "max_sequence_length": 16, "device": "cpu",
+       "lora": {"rank": 2, "alpha": 4, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]}}
+
+
+def train_sd3(pipeline: Path, out: Path, processes: Processes) -> None:
+    """Two iterations of GRPO-Guard on a tiny SD3 folder (CFG 4.5, LoRA) into ``out / 'sd3'``."""
+    from eval.nano import saturation
+    from eval.tasks import Task
+    from guard.backbones import build_backbone
+
+    backbone = {**SD3, "path": str(pipeline)}
+    config = TrainConfig(iterations=2, sampler="flowgrpo", num_steps=3, trained_steps=2, trainable_steps=2,
+                         prompts_per_iteration=2, group_size=2, minibatches=2, eval_every=2, eval_per_prompt=1,
+                         eval_steps=2, checkpoint_every=2, lr=1e-4, drop_zero_advantage=False, backbone=backbone)
+    task = Task(["a red apple", "a blue car", "a green tree"], saturation, {"saturation": saturation})
+    Trainer(config, build_backbone(backbone), task, out / "sd3", processes=processes).run()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,6 +94,9 @@ def runs(tmp_path_factory):
     torch.set_flush_denormal(True)
     weights = tmp_path_factory.mktemp("nano") / "base.safetensors"
     load_or_pretrain(weights, NanoConfig(**TINY))
+    from guard.backbones.tiny import build
+
+    build("sd3", weights.parent / "sd3")
     out = tmp_path_factory.mktemp("two")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -119,6 +140,19 @@ def test_two_processes_give_the_one_process_update(runs, tmp_path, case):
     # each process samples its half of the evaluation images (a half batch rounds the velocity net differently)
     for r1, r2 in zip(rows(one / case / "eval.jsonl"), rows(two / case / "eval.jsonl"), strict=True):
         assert r2 == pytest.approx(r1, rel=1e-4, abs=1e-6)
+
+
+def test_two_processes_give_the_one_process_update_on_a_tiny_sd3_with_lora(runs, tmp_path):
+    weights, two, _ = runs
+    train_sd3(weights.parent / "sd3", tmp_path, Processes())
+    checkpoint = "sd3/checkpoints/ckpt-000002/model.safetensors"
+    a, b = load_file(tmp_path / checkpoint), load_file(two / checkpoint)
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert len(a) > 0 and diff < 1e-6
+    for r1, r2 in zip(rows(tmp_path / "sd3" / "train.jsonl"), rows(two / "sd3" / "train.jsonl"), strict=True):
+        assert r2["grad_norm"] == pytest.approx(r1["grad_norm"], rel=1e-5) and r1["grad_norm"] > 0
+    for r1, r2 in zip(rows(tmp_path / "sd3" / "eval.jsonl"), rows(two / "sd3" / "eval.jsonl"), strict=True):
+        assert r2 == pytest.approx(r1, rel=1e-5)
 
 
 def test_a_two_process_run_resumes_from_its_checkpoint(runs, tmp_path):
@@ -180,6 +214,7 @@ if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
     init_torch(1)
     for name in CASES:
         train_case(weights, out, name, processes)
+    train_sd3(weights.parent / "sd3", out, processes)
     train_case(weights, out / "resumed", "group_std", processes, iterations=1)  # then resumed from its checkpoint:
     train_case(weights, out / "resumed", "group_std", processes)
     try:  # group 0 (process 0's) scores NaN: only process 0's loss is non-finite
