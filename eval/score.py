@@ -11,6 +11,7 @@ config names (``metrics.<name>.serve``) are started for the job and stopped afte
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,9 @@ def load_images(folder: Path, files: list[str]) -> torch.Tensor:
 
 def score_metric(name: str, metric: Reward, folder: Path, todo: pd.DataFrame, scores_path: Path, batch: int) -> None:
     """Score the images of ``todo`` with one metric, appending each batch's rows to ``scores_path``."""
-    for start in tqdm(range(0, len(todo), batch), desc=f"{name} {folder}", unit="batch", disable=None):
+    # always shown (also in a job's log file), at most every 10 s where stderr is not a terminal
+    for start in tqdm(range(0, len(todo), batch), desc=f"{name} {folder}", unit="batch",
+                      mininterval=0.1 if sys.stderr.isatty() else 10):
         part = todo.iloc[start : start + batch]
         values = metric(load_images(folder, list(part.file)), list(part.prompt))
         rows = pd.DataFrame({"image": part.file.values, "prompt": part.prompt.values, "metric": name,

@@ -140,6 +140,7 @@ def test_one_command_scores_an_image_folder_with_every_metric_of_a_setting(proje
     assert done.returncode == 0, done.stderr[-3000:]
     expected = (images.parent / "scores" / "summary.jsonl").read_text()
     assert json.loads(done.stdout.splitlines()[-1]) == json.loads(expected)
+    assert "proxy " in done.stderr and "imagereward " in done.stderr  # a progress bar per metric, also in logs
 
 
 def test_training_with_a_missing_metric_folder_stops_before_loading_the_model(project, tmp_path):
