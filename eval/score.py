@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from eval.metrics import check_weights
 from eval.services import ServiceError, running_services
-from eval.tasks import Reward, Task, build_task
+from eval.tasks import Reward, Task, build_task, task_metrics
 from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, load_config
 
@@ -78,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     init_torch(args.threads)
     try:
         config = load_config(args.config, setting=args.setting)
-        task = build_task(config.backbone["name"], config.task, config.metrics)
         if not (args.images / "images.jsonl").is_file():
             raise FileNotFoundError(f"{args.images} has no images.jsonl; run python -m guard.sample first")
-        names = [config.task["reward"], *task.gold_metrics]
+        names = task_metrics(config.task)
         check_weights(names, config.metrics)
-        with running_services(config.metrics, names, args.out):
+        with running_services(config.metrics, names, args.out) as metrics:  # on ports chosen for this job
+            task = build_task(config.backbone["name"], config.task, metrics)
             summary = score_folder(task, args.images, args.out, args.batch)
     except (ConfigError, FileNotFoundError, ValueError, ServiceError) as err:
         parser.exit(2, f"error: {err}\n")

@@ -7,6 +7,8 @@ A metric block of the config may hold ``serve``, a shell command that starts the
 waits until the port accepts connections (``serve_timeout`` seconds, default 900), and stops it when
 the job ends, so a training or scoring job on a GPU node brings up what it needs and leaves nothing
 behind. The server's output goes to ``serve_log`` (default: a file beside the job's output).
+``{port}`` in ``serve`` and ``url`` is replaced by a free port chosen for the job, so jobs that share
+a node each talk to their own server.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import time
 from contextlib import ExitStack, contextmanager
+from copy import deepcopy
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlparse
@@ -115,10 +118,33 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_ports(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``metrics`` whose ``{port}`` placeholders (in ``serve`` and ``url`` of ``names``) name a free port."""
+    resolved = deepcopy(metrics)
+    for name in dict.fromkeys(names):
+        options = resolved.get(name) or {}
+        if "{port}" in str(options.get("url", "")) + str(options.get("serve", "")):
+            if not options.get("serve"):
+                raise ServiceError(f"metrics.{name}.url has a {{port}} placeholder but no serve command starts a "
+                                   "server there; give the server's real port or a serve command")
+            port = str(free_port())
+            options.update({k: options[k].replace("{port}", port) for k in ("url", "serve") if k in options})
+    return resolved
+
+
 @contextmanager
-def running_services(metrics: dict[str, Any], names: Sequence[str], log_dir: Path) -> Iterator[None]:
-    """Every server that the metrics ``names`` need, up for the length of the block."""
+def running_services(metrics: dict[str, Any], names: Sequence[str], log_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every server that the metrics ``names`` need, up for the length of the block; yields the metrics
+    section with the ports chosen for this job."""
+    metrics = with_ports(metrics, names)
     with ExitStack() as stack:
         for name in dict.fromkeys(names):
             stack.enter_context(service(name, metrics.get(name) or {}, log_dir))
-        yield
+        yield metrics

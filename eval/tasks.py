@@ -195,6 +195,16 @@ def geneval_summary(metadata: list[str], prompts: Sequence[str], correct: Sequen
     return {"proxy": table.pop("overall"), **{f"geneval_{tag}": value for tag, value in table.items()}}
 
 
+def task_metrics(options: dict[str, Any], training: bool = False) -> list[str]:
+    """The metrics a task uses: its proxy reward and its gold metrics (in training: ``eval_gold``).
+
+    The nano task's ``gold`` holds options of its own density, not metric names: it names none.
+    """
+    gold = options.get("gold", [])
+    gold = list(options.get("eval_gold", gold)) if training else gold
+    return [options["reward"], *(gold if isinstance(gold, list) else [])]
+
+
 TASKS: dict[str, Callable[[dict[str, Any], dict[str, Any] | None], Task]] = {
     "nano": build_nano_task,
     "sd35": build_real_task,

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from eval.metrics import METRICS, metric_module, missing_weights
+from eval.tasks import task_metrics
 from guard.cli import job_parser
 from guard.config import ConfigError, config_from_dict, grid_settings, load_config, resolve_run
 
@@ -32,9 +33,7 @@ def run_configs(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def metric_names(config: dict[str, Any]) -> list[str]:
     """The real metrics a run uses: its proxy reward and its gold metrics (none for the nano task)."""
-    task = config["task"]
-    names = [task["reward"], *task.get("gold", [])] if isinstance(task.get("gold", []), list) else [task["reward"]]
-    return [n for n in names if n in METRICS]
+    return [n for n in task_metrics(config["task"]) if n in METRICS]
 
 
 def check(config: dict[str, Any]) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -128,6 +128,14 @@ class Processes:
         whole = self.gather(padded)
         return torch.cat([whole[r * size : r * size + len(range(n)[slice(r * size, (r + 1) * size)])]
                           for r in range(self.world)])
+
+    def share(self, value: Any) -> Any:
+        """The main process's ``value`` (any picklable object) on every process."""
+        if self.world == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value])[0]
 
     def sum(self, tensors: Sequence[torch.Tensor]) -> None:
         """Sum each tensor over the processes, in place."""

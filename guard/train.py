@@ -404,20 +404,21 @@ def main(argv: list[str] | None = None) -> int:
     init_torch(args.threads)
     overrides = {k: v for k, v in {"variant": args.variant, "seed": args.seed, "iterations": args.iterations}.items()
                  if v is not None}
-    from eval.tasks import build_task
+    from eval.tasks import build_task, task_metrics
     from guard.backbones import build_backbone
 
     try:
         config = load_config(args.config, overrides, args.setting)
         torch.manual_seed(config.seed)
-        task = build_task(config.backbone["name"], config.task, config.metrics)
-        names = [config.task["reward"], *(task.eval_gold if task.eval_gold is not None else task.gold_metrics)]
+        names = task_metrics(config.task, training=True)
         check_weights(names, config.metrics)  # before the backbone loads, not at the first reward
-        trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
-                          restart_on_change=args.on_config_change == "restart", processes=processes)
-        # the main process starts the metric servers the reward and the evaluation need (GenEval's detector)
-        with running_services(config.metrics, names, Path(args.out)) if processes.is_main else nullcontext():
-            processes.barrier()
+        # the main process starts the metric servers the reward and the evaluation need (GenEval's
+        # detector) on ports chosen for this job, and tells the other processes where they are
+        serving = running_services(config.metrics, names, Path(args.out)) if processes.is_main else nullcontext()
+        with serving as metrics:
+            task = build_task(config.backbone["name"], config.task, processes.share(metrics))
+            trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
+                              restart_on_change=args.on_config_change == "restart", processes=processes)
             final = trainer.run()
     except (ConfigError, NonFiniteLossError, FileNotFoundError, ServiceError) as err:
         parser.exit(2, f"error: {err}\n")

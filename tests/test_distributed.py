@@ -179,12 +179,13 @@ def test_indivisible_prompts_stop_every_process_with_the_key(runs):
         assert "prompts_per_iteration" in message and "divisible by the number of processes (2)" in message
 
 
-def test_uneven_and_empty_blocks_gather_in_order_on_every_process(runs):
+def test_blocks_gather_in_order_and_values_are_shared_on_every_process(runs):
     _, two, _ = runs
     for rank in (0, 1):
         gathered = json.loads((two / f"blocks-{rank}.json").read_text())
         assert gathered["3"] == [[[float(i)] * 2] * 2 for i in range(3)]
         assert gathered["1"] == [[[0.0] * 2] * 2]
+        assert gathered["shared"] == {"url": "http://127.0.0.1:17000"}  # the main process's value everywhere
 
 
 def test_evaluation_blocks_cover_the_set_in_order():
@@ -226,6 +227,7 @@ if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
         block = torch.arange(float(n))[processes.block(n)]
         part = block.reshape(-1, 1, 1).expand(-1, 2, 2).contiguous() if len(block) else torch.zeros(0, 1, 1)
         gathered[n] = processes.gather_blocks(part, n).tolist()
+    gathered["shared"] = processes.share({"url": f"http://127.0.0.1:{17000 + processes.rank}"})
     (out / f"blocks-{processes.rank}.json").write_text(json.dumps(gathered))
     try:
         backbone = NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0])

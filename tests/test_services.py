@@ -41,3 +41,22 @@ def test_a_slow_server_times_out_and_is_stopped(tmp_path):
     with pytest.raises(ServiceError, match="within 1 s"):
         with running_services(metrics, ["judge"], tmp_path):
             pass
+
+
+def test_port_placeholders_give_each_job_its_own_server(tmp_path):
+    """Two jobs on one node with the same config: each starts its own server on a port of its own."""
+    server = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
+    metrics = {"judge": {"url": "http://127.0.0.1:{port}/v1", "serve": server}}
+    with running_services(metrics, ["judge"], tmp_path / "a") as first:
+        with running_services(metrics, ["judge"], tmp_path / "b") as second:
+            urls = first["judge"]["url"], second["judge"]["url"]
+            assert urls[0] != urls[1] and all(listening(u) for u in urls)
+            assert first["judge"]["serve"].endswith(f"{urls[0].split(':')[2].split('/')[0]} --bind 127.0.0.1")
+        assert listening(urls[0]) and not listening(urls[1])  # the second job's end leaves the first one's server
+    assert metrics["judge"]["url"] == "http://127.0.0.1:{port}/v1"  # the config itself is not changed
+
+
+def test_a_port_placeholder_without_a_server_to_start_is_an_error(tmp_path):
+    with pytest.raises(ServiceError, match="no serve command"):
+        with running_services({"judge": {"url": "http://127.0.0.1:{port}/v1"}}, ["judge"], tmp_path):
+            pass
