@@ -52,3 +52,42 @@ def test_scores_match_the_metrics_and_resume_skips_scored_images(task, tmp_path)
     assert score_folder(counting, tmp_path / "imgs", tmp_path / "scores") == pytest.approx(summary)
     assert calls == [len(names) - 10]
     assert len(pd.read_csv(tmp_path / "scores" / "scores.csv")) == 3 * len(names)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_sampling_job_resumes_after_its_last_image(tmp_path):
+    names, images = _renders()  # 27 images, in batches of 4
+
+    def source(kill_after=None):
+        calls = []
+
+        def batches_from(start):
+            calls.append(start)
+            for i, b in enumerate(range(start, len(names), 4)):
+                if kill_after is not None and i == kill_after:
+                    raise Killed
+                yield names[b : b + 4], images[b : b + 4]
+        return batches_from, calls
+
+    from guard.sample import write_batches
+
+    straight, _ = source()
+    write_batches(straight, tmp_path / "a", {"checkpoint": "ckpt-1"})
+    killed, _ = source(kill_after=3)
+    with pytest.raises(Killed):
+        write_batches(killed, tmp_path / "b", {"checkpoint": "ckpt-1"})
+    assert not (tmp_path / "b").exists() and len(list((tmp_path / "b.tmp").glob("*.png"))) == 12
+    resumed, calls = source()
+    assert write_batches(resumed, tmp_path / "b", {"checkpoint": "ckpt-1"}) == len(names)
+    assert calls == [12] and not (tmp_path / "b.tmp").exists()
+    assert (tmp_path / "a" / "images.jsonl").read_text() == (tmp_path / "b" / "images.jsonl").read_text()
+    assert all((tmp_path / "a" / f.name).read_bytes() == f.read_bytes() for f in (tmp_path / "b").glob("*.png"))
+    # an interrupted attempt from another checkpoint is discarded, never mixed in
+    with pytest.raises(Killed):
+        write_batches(source(kill_after=2)[0], tmp_path / "c", {"checkpoint": "ckpt-1"})
+    fresh, calls = source()
+    write_batches(fresh, tmp_path / "c", {"checkpoint": "ckpt-2"})
+    assert calls == [0]
