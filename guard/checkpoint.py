@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -78,21 +78,15 @@ def load_checkpoint(folder: Path, params: list[torch.nn.Parameter], shadow: list
                     optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
     """Restore weights, EMA, optimizer and RNG in place; returns the JSON state."""
     state = json.loads((folder / "state.json").read_text())
-    model, ema = load_file(folder / "model.safetensors"), load_file(folder / "ema.safetensors")
-    if len(model) != len(params):
-        raise ValueError(f"{folder} holds {len(model)} parameter tensors, the model has {len(params)}: "
-                         "the checkpoint belongs to another backbone configuration")
-    with torch.no_grad():
-        for i, p in enumerate(params):
-            p.copy_(model[f"{i}"])
-            shadow[i].copy_(ema[f"{i}"])
+    load_weights(folder, params)
+    load_weights(folder, shadow, "ema.safetensors")
     optimizer.load_state_dict(_nested_optimizer_state(load_file(folder / "optimizer.safetensors"), state["optimizer"]))
     generator.set_state(load_file(folder / "rng.safetensors")["generator"])
     return state
 
 
-def load_weights(folder: Path, params: list[torch.nn.Parameter], name: str = "model.safetensors") -> None:
-    """Copy a checkpoint's trained weights (or, with ``name``, another tensor file of it) into the parameters."""
+def load_weights(folder: Path, params: Sequence[torch.Tensor], name: str = "model.safetensors") -> None:
+    """Copy a checkpoint's trained weights (or, with ``name``, another tensor file of it) into ``params`` in place."""
     tensors = load_file(folder / name)
     if len(tensors) != len(params):
         raise ValueError(f"{folder / name} holds {len(tensors)} tensors, the model has {len(params)} trainable ones: "

@@ -65,7 +65,6 @@ class NonFiniteLossError(RuntimeError):
 class Batch:
     """One rollout ready for training: this process's shard of it, and the whole batch's advantages."""
 
-    prompts: list[str]
     cond: Any
     traj: Trajectory
     advantages: torch.Tensor
@@ -208,7 +207,7 @@ class Trainer:
         adv = group_advantages(rewards, torch.tensor(draw.group), c.adv_std, c.adv_std_eps, c.adv_clip, c.adv_std_unbiased)
         row = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std(unbiased=False)),
                "adv_abs_mean": float(adv.abs().mean()), "time_sample": t1 - t0, "time_reward": t2 - t1}
-        return Batch(prompts, cond, traj, adv), row
+        return Batch(cond, traj, adv), row
 
     # --- update --------------------------------------------------------------------------------
     def train_on(self, batch: Batch, iteration: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
