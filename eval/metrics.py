@@ -82,9 +82,7 @@ def check_weights(names: Sequence[str], metrics: dict[str, Any]) -> None:
 
 def build_metric(name: str, options: dict[str, Any]) -> Metric:
     """Build metric ``name`` from its options after checking its weights."""
-    problems = missing_weights(name, options)
-    if problems:
-        raise MissingWeightsError("\n".join(problems) + "\n(python -m eval.weights --config CONFIG lists every metric)")
+    check_weights([name], {name: options})
     return metric_module(name).build(options)
 
 

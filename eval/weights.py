@@ -16,7 +16,7 @@ import yaml
 from eval.metrics import METRICS, metric_module, missing_weights
 from eval.tasks import task_metrics
 from guard.cli import job_parser
-from guard.config import ConfigError, config_from_dict, grid_settings, load_config, resolve_run
+from guard.config import ConfigError, grid_settings, load_config
 
 
 def run_configs(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -24,11 +24,8 @@ def run_configs(path: Path) -> list[tuple[str, dict[str, Any]]]:
     data = yaml.safe_load(path.read_text()) or {}
     if "grid" not in data:
         return [(str(path), load_config(path).to_dict())]
-    configs = []
-    for backbone, task in grid_settings(data):
-        variant = next(iter(data["grid"][backbone][task]["variants"]))
-        configs.append((f"{backbone}/{task}", config_from_dict(resolve_run(data, variant, f"{backbone}/{task}")).to_dict()))
-    return configs
+    settings = [f"{backbone}/{task}" for backbone, task in grid_settings(data)]
+    return [(setting, load_config(path, setting=setting).to_dict()) for setting in settings]
 
 
 def metric_names(config: dict[str, Any]) -> list[str]:
