@@ -3,9 +3,12 @@
 python -m analysis tables  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
+python -m analysis histograms --runs results/<exp>/<backbone>/<task> [--variants V ..] [--seeds N ..]
+    [--iterations N ..] [--steps K ..] [--form raw|normalised|used] [--sharex none|row|all] --out FILE.png|.pdf
 
 ``analysis.yaml`` (written by the workflow): gold metric names, the baseline / normalised pair of
-the histograms, the ablation rows, the setting's variants and each variant's clip range.
+the histograms, the ablation rows and the setting's variants. ``histograms`` reads each run's
+config.yaml and logratios.jsonl itself (analysis/histograms.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pandas as pd
 import yaml
 
 from analysis import figures
+from analysis.histograms import FORMS, NotRecordedError, histogram_figure, load_samples, write_figure
 from analysis.runs import read_runs, run_folders
 from analysis.tables import (PAPER_MAIN, base_metrics, final_rows, formatted, matched_proxy,
                              paper_average_gold, summarise, with_average_gold, write_table)
@@ -94,13 +98,10 @@ def step_diagnostics(runs: Path, settings: dict[str, Any], out: Path) -> None:
 
 
 def make_figures(runs: Path, settings: dict[str, Any], out: Path) -> None:
-    """Every diagnostic figure of the paper, for this experiment."""
+    """Every diagnostic figure of the paper but the per-iteration histograms (``histograms``), for this experiment."""
     out.mkdir(parents=True, exist_ok=True)
     evals, base, gold = load(runs, settings)
     steps = read_runs(runs, "steps.jsonl", settings["variants"])
-    pair = [settings["baseline"], settings["normalised"]]
-    hist = read_runs(runs, "logratios.jsonl", pair)
-    figures.logratio_histograms(hist, *pair, {v: settings["clip"][v] for v in pair}, out / "logratio_histograms")
     figures.per_step_lines(steps, [("log_ratio_mean", "raw log-ratio mean"), ("log_ratio_std", "raw log-ratio std"),
                                    ("norm_log_ratio_mean", "normalised mean"), ("norm_log_ratio_std", "normalised std")],
                            out / "logratio_per_step")
@@ -137,15 +138,36 @@ def summary(tables: list[Path], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["tables", "comparison", "figures", "summary"])
+    parser.add_argument("what", choices=["tables", "comparison", "figures", "summary", "histograms"])
     parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
     parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
     parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
     parser.add_argument("--tables", type=Path, nargs="+", help="main_raw.csv of every setting (summary)")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path,
+                        help="a folder; for histograms a .png or .pdf file (no suffix: both)")
+    histograms = parser.add_argument_group("histograms (one panel per step and per variant x iteration, seeds pooled)")
+    histograms.add_argument("--variants", nargs="+", default=[], help="default: every variant with logratios.jsonl")
+    histograms.add_argument("--seeds", nargs="+", type=int, default=[], help="default: every seed")
+    histograms.add_argument("--iterations", nargs="+", type=int, default=[], help="default: every recorded one")
+    histograms.add_argument("--steps", nargs="+", type=int, default=[], help="default: every trained step")
+    histograms.add_argument("--form", choices=FORMS, default="used",
+                            help="raw log r, normalised s (log r + b), or the log-ratio the variant clips (default)")
+    histograms.add_argument("--sharex", choices=["none", "row", "all"], default="none",
+                            help="x-axis per panel (default), shared along a row, or by all panels")
     args = parser.parse_args(argv)
     if args.what == "summary":
         summary(args.tables, args.out)
+        return 0
+    if args.what == "histograms":
+        if args.runs is None:
+            parser.error("histograms needs --runs")
+        try:
+            samples = load_samples(args.runs, args.variants, args.seeds, args.iterations, args.steps)
+        except NotRecordedError as err:
+            parser.exit(2, f"error: {err}\n")
+        fig, counts = histogram_figure(samples, args.form, args.sharex)
+        write_figure(fig, args.out)
+        print(counts.to_string(index=False, float_format="{:.3f}".format))
         return 0
     if args.runs is None or args.settings is None:
         parser.error(f"{args.what} needs --runs and --settings")

@@ -8,7 +8,7 @@ from the later ones (column ``update`` > 0 in ``steps.jsonl``).
 
 Outputs in the run folder: config.yaml, train.jsonl (per iteration), steps.jsonl (per iteration,
 update and denoising step), eval.jsonl (proxy and gold on fixed seeds, EMA weights),
-logratios.jsonl (raw per-sample log-ratios at chosen iterations), samples/iter_*.png,
+logratios.jsonl (per-sample raw and normalised log-ratios, advantages and b at chosen iterations), samples/iter_*.png,
 checkpoints/ (atomic, resumable), final.json.
 
 Several processes (``accelerate launch --num_processes N -m guard.train ...``) split each rollout
@@ -304,15 +304,18 @@ class Trainer:
             rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),
                          **{key: float(v) for key, v in out.diagnostics.items()}})
             if iteration in c.histogram_iterations:
-                hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m]))
+                hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m], adv[m]))
         return loss, rows, hist
 
-    def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old) -> dict[str, Any]:
-        """Raw and normalised per-sample log-ratios of one step."""
+    def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old, adv) -> dict[str, Any]:
+        """Per-sample raw and normalised log-ratios of one step, with what analysis/histograms.py predicts them from:
+        the advantage, b per sample (whatever ``bias_reduction``), the step's s and the latent dims D."""
         s = self.sched.s[step]
         raw = log_ratio(lp, lp_old).detach()
         norm = normalised_log_ratio(raw, mean_bias(mu.detach(), mu_old, s, self.config.bias_reduction), s)
-        return {"iteration": iteration, "update": update, "step": step, "raw": raw.tolist(), "normalised": norm.tolist()}
+        b = mean_bias(mu.detach(), mu_old, s)
+        return {"iteration": iteration, "update": update, "step": step, "s": float(s), "dims": mu[0].numel(),
+                "raw": raw.tolist(), "normalised": norm.tolist(), "adv": adv.float().tolist(), "b": b.tolist()}
 
     def grads(self) -> list[torch.Tensor]:
         """A copy of every parameter gradient (zeros where none yet)."""
