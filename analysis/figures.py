@@ -27,28 +27,6 @@ def off_policy(steps: pd.DataFrame) -> pd.DataFrame:
     return steps[steps["update"] > 0]
 
 
-def logratio_histograms(hist: pd.DataFrame, baseline: str, normalised: str, clip: dict[str, float], stem: Path) -> None:
-    """Small multiples: one column per denoising step; row 1 baseline raw log r, row 2 RatioNorm log r_hat."""
-    rows = [(baseline, "raw", "baseline log r"), (normalised, "normalised", "RatioNorm s(log r + b)")]
-    steps = sorted(hist.step.unique())
-    fig, axes = plt.subplots(2, len(steps), figsize=(2.0 * len(steps), 4.2), squeeze=False)
-    for r, (variant, column, label) in enumerate(rows):
-        part = off_policy(hist[(hist.variant == variant) & (hist.iteration == hist.iteration.max())])
-        for c, step in enumerate(steps):
-            ax = axes[r, c]
-            values = np.concatenate(part[part.step == step][column].to_list() or [np.zeros(0)])
-            if len(values):
-                ax.hist(values, bins=30, color="C3" if r == 0 else "C0")
-            ax.axvline(0, color="k", lw=0.8)
-            for side in (-1, 1):
-                ax.axvline(np.log1p(side * clip[variant]), color="grey", ls="--", lw=0.6)
-            ax.set_title(f"step {step}" if r == 0 else "", fontsize=8)
-            ax.tick_params(labelsize=6)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-    save(fig, stem)
-
-
 def per_step_lines(steps: pd.DataFrame, columns: Sequence[tuple[str, str]], stem: Path, spread: bool = False) -> None:
     """One panel per column: the seed-mean of that diagnostic per denoising step, a line per variant."""
     data = off_policy(steps)

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from scipy.stats import norm
 
@@ -109,11 +110,12 @@ def form_ratio(samples: pd.DataFrame, form: str) -> np.ndarray:
 
 
 def form_values(samples: pd.DataFrame, form: str) -> np.ndarray:
-    """The drawn log-ratio of each sample: log r (plain), log r + b_used (Mean-revised) or the stored s (log r + b_used)."""
+    """The drawn log-ratio of each sample: log r (plain), log r + b_used (Mean-revised, summed in fp32 as the trainer
+    does) or the stored s (log r + b_used)."""
     ratio = form_ratio(samples, form)
     raw = samples.raw.to_numpy()
-    return np.select([ratio == "plain", ratio == "mean_revised"], [raw, raw + samples.b_used.to_numpy()],
-                     samples.normalised.to_numpy())
+    revised = (raw.astype(np.float32) + samples.b_used.to_numpy().astype(np.float32)).astype(float)
+    return np.select([ratio == "plain", ratio == "mean_revised"], [raw, revised], samples.normalised.to_numpy())
 
 
 def predicted_moments(b: np.ndarray, b_used: np.ndarray, dims: np.ndarray, scale: np.ndarray,
@@ -151,7 +153,7 @@ class ClipCounts:
 
 def clip_counts(values: np.ndarray, adv: np.ndarray, clip_eps: float) -> dict[str, ClipCounts]:
     """Per sign, the fraction with r = exp(value) below 1 - eps and above 1 + eps (fp32, as guard.loss.clip_fractions)."""
-    ratio = np.exp(values.astype(np.float32))
+    ratio = torch.exp(torch.as_tensor(values, dtype=torch.float32)).numpy()
     below, above = ratio < np.float32(1 - clip_eps), ratio > np.float32(1 + clip_eps)
     counts = {}
     for sign, (_, direction) in SIGNS.items():
@@ -203,7 +205,7 @@ def histogram_figure(samples: pd.DataFrame, form: str = "used", sharex: str = "n
         raise ValueError(f"sharex must be none, row or all, got {sharex!r}")
     rows = list(samples[["variant", "iteration"]].drop_duplicates().itertuples(index=False, name=None))
     steps = sorted(samples.step.unique())
-    fig, axes = plt.subplots(len(rows), len(steps), figsize=(2.2 * len(steps) + 0.6, 1.9 * len(rows) + 0.5),
+    fig, axes = plt.subplots(len(rows), len(steps), figsize=(max(2.2 * len(steps) + 0.6, 4), 1.9 * len(rows) + 0.6),
                              squeeze=False, sharex={"none": False}.get(sharex, sharex))
     table = []
     for r, (variant, iteration) in enumerate(rows):
@@ -223,7 +225,7 @@ def histogram_figure(samples: pd.DataFrame, form: str = "used", sharex: str = "n
                 ax.set_ylabel(f"{variant}\niteration {iteration}", fontsize=7)
     axes[0, -1].legend(fontsize=6, loc="upper right")
     label = {"raw": "log r", "normalised": "s (log r + b)", "used": "the variant's clipped log-ratio"}[form]
-    fig.supxlabel(f"{label}; dashed: log(1 -+ eps); lines: predicted from b", fontsize=7)
+    fig.supxlabel(f"{label}\ndashed: log(1 -+ eps); lines: predicted from b", fontsize=7)
     return fig, pd.DataFrame(table)
 
 

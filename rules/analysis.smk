@@ -104,6 +104,36 @@ rule figures:
         "python -m analysis figures --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
 
 
+rule histograms:
+    input:
+        lambda w: expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/final.json",
+                         variant=histogram_variants(w.backbone, w.task), seed=SEEDS),
+    output:
+        report(f"{RESULTS}/{{backbone}}/{{task}}/figures/histograms/iteration{{iteration}}.png",
+               caption="../workflow/report/histograms.rst", category="Figures", subcategory="{backbone} / {task}"),
+        f"{RESULTS}/{{backbone}}/{{task}}/figures/histograms/iteration{{iteration}}.pdf",
+    params:
+        runs=lambda w: f"{RESULTS}/{w.backbone}/{w.task}",
+        variants=lambda w: " ".join(histogram_variants(w.backbone, w.task)),
+        seeds=" ".join(str(s) for s in SEEDS),
+        stem=lambda w, output: os.path.splitext(output[0])[0],
+    log:
+        f"{RESULTS}/logs/histograms_{{backbone}}_{{task}}_{{iteration}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/histograms_{{backbone}}_{{task}}_{{iteration}}.tsv"
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("analysis", "runtime", 10),
+        mem_mb=res("analysis", "mem_mb", 4000),
+        gpus=0,
+        **slurm_res("analysis"),
+    shell:
+        "python -m analysis histograms --runs {params.runs} --variants {params.variants} --seeds {params.seeds}"
+        " --iterations {wildcards.iteration} --form used --out {params.stem} > {log} 2>&1"
+
+
 rule summary:
     input:
         [f"{RESULTS}/{b}/{t}/tables/main_raw.csv" for b, t in SETTINGS],

@@ -55,11 +55,9 @@ def backbone_options(backbone):
 
 
 def analysis_settings(backbone, task):
-    """What the analysis of one setting needs: gold names, the histogram pair, variants and their clip ranges."""
+    """What the analysis of one setting needs: gold names, the histogram pair and variants."""
     settings = {**config["analysis"], **(config["grid"][backbone][task].get("analysis") or {})}
-    variants = list(config["grid"][backbone][task]["variants"])
-    clip = {v: config_from_dict(resolve_run(config, v, f"{backbone}/{task}")).clip_eps for v in variants}
-    return {**settings, "variants": variants, "clip": clip}
+    return {**settings, "variants": list(config["grid"][backbone][task]["variants"])}
 
 
 def setting_scores(w):
@@ -105,8 +103,28 @@ def comparisons(backbone, task):
     return list(analysis_settings(backbone, task).get("comparisons") or {})
 
 
-FIGURES = ["logratio_histograms", "logratio_per_step", "clip_fractions", "grad_norm", "training_curves",
-           "gold_vs_proxy", "samples_over_training"]
+FIGURES = ["logratio_per_step", "clip_fractions", "grad_norm", "training_curves", "gold_vs_proxy",
+           "samples_over_training"]
+
+
+def histogram_variants(backbone, task):
+    """The rows of a setting's log-ratio histograms: its baseline, GRPO-Guard and RatioNorm where run, its normalised one."""
+    settings = analysis_settings(backbone, task)
+    named = [settings["baseline"], "grpo_guard", "rationorm", settings["normalised"]]
+    return list(dict.fromkeys(v for v in named if v in settings["variants"]))
+
+
+def histogram_iterations(backbone, task):
+    """The iterations whose per-sample log-ratios the setting's baseline runs save (histogram_iterations)."""
+    baseline = analysis_settings(backbone, task)["baseline"]
+    run = config_from_dict(resolve_run(config, baseline, f"{backbone}/{task}"))
+    return [i for i in run.histogram_iterations if i < run.iterations]
+
+
+def histogram_figures(backbone, task):
+    """One histogram figure per saved iteration of a setting (PNG and PDF)."""
+    return [f"{RESULTS}/{backbone}/{task}/figures/histograms/iteration{i}.{ext}"
+            for i in histogram_iterations(backbone, task) for ext in ("png", "pdf")]
 
 
 def lora_exports():
@@ -122,6 +140,7 @@ def all_targets():
         + [f"{d}/tables/main.{ext}" for d in per_setting for ext in ("csv", "md", "tex")]
         + [f"{RESULTS}/{b}/{t}/tables/{c}.{ext}" for b, t in SETTINGS for c in comparisons(b, t) for ext in ("csv", "md", "tex")]
         + [f"{d}/figures/{name}.{ext}" for d in per_setting for name in FIGURES for ext in ("png", "pdf")]
+        + [f for b, t in SETTINGS for f in histogram_figures(b, t)]
         + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["main", "paper_main"], ext=["csv", "md", "tex"])
     )
 
@@ -138,5 +157,6 @@ wildcard_constraints:
     task="|".join(sorted({t for _, t in SETTINGS})),
     variant="|".join(sorted({v for _, _, v in RUNS})),
     seed=r"\d+",
+    iteration=r"\d+",
     run=r"base|[A-Za-z0-9_]+/seed\d+",
     comparison="|".join(sorted({c for b, t in SETTINGS for c in comparisons(b, t)})) or "none",

@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from analysis.histograms import clip_counts, form_values, read_run
 from eval.nano import NanoGold, composition
 from eval.tasks import Task, nano_gold_metrics
 from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain, prompts
@@ -167,3 +169,33 @@ def test_micro_batches_accumulate_to_the_same_update(tiny, tmp_path):
     assert set(steps.n) == {3, 1}  # one diagnostics row per micro-batch and step
     losses = [pd.read_json(tmp_path / d / "train.jsonl", lines=True).loss for d in ("whole", "parts")]
     torch.testing.assert_close(torch.tensor(losses[0].values), torch.tensor(losses[1].values), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("variant,reduction", [("mean_revised", "sample"), ("grpo_guard", "batch")])
+def test_logratio_rows_carry_advantage_and_b_consistent_with_the_steps(tiny, tmp_path, variant, reduction):
+    # a tiny clip range: many samples of either sign are clipped, so a misplaced advantage shows
+    _trainer(tiny, tmp_path / variant / "seed0", variant=variant, bias_reduction=reduction, iterations=2,
+             clip_eps=1e-6).run()
+    folder = tmp_path / variant / "seed0"
+    hist = pd.read_json(folder / "logratios.jsonl", lines=True)
+    steps = pd.read_json(folder / "steps.jsonl", lines=True)
+    steps = steps[steps.iteration == 1].reset_index(drop=True)
+    # one histogram row per diagnostic row, in the same order, over the same samples
+    assert hist[["iteration", "update", "step"]].equals(steps[["iteration", "update", "step"]])
+    assert [len(a) for a in hist.adv] == list(steps.n) and (hist.dims == 3 * 16 * 16).all()
+    np.testing.assert_allclose([-np.mean(b) for b in hist.b], -steps.bias_mean, rtol=1e-5)
+    assert all(np.ptp(b) > 0 for b in hist.b[hist["update"] > 0])  # b per sample, whatever the reduction
+    b_used = [np.mean(b) if reduction == "batch" else np.array(b) for b in hist.b]
+    np.testing.assert_allclose(np.concatenate([s * (np.array(r) + u) for s, r, u in zip(hist.s, hist.raw, b_used)]),
+                               np.concatenate(hist.normalised.to_list()), rtol=1e-4, atol=1e-9)
+    # the advantages sit with their samples: the clip fractions by sign are the trainer's
+    samples = read_run(folder, variant, 0)  # one row per sample, in the file's order
+    row_of = np.repeat(np.arange(len(hist)), [len(a) for a in hist.adv])
+    values = form_values(samples, "used")
+    off = steps[steps["update"] > 0]
+    assert 0 < off.clip_pos_upper.mean() < 1 and 0 < off.clip_neg_lower.mean() < 1
+    for r, step_row in steps.iterrows():
+        mine = row_of == r
+        counts = clip_counts(values[mine], samples.adv.to_numpy()[mine], samples.clip_eps.iloc[0])
+        fractions = [counts["A>0"].upper, counts["A>0"].lower, counts["A<0"].lower, counts["A<0"].upper]
+        assert fractions == pytest.approx(list(step_row[["clip_pos_upper", "clip_pos_lower", "clip_neg_lower", "clip_neg_upper"]]))

@@ -40,6 +40,7 @@ def test_dry_run_of_the_default_lists_every_run(tmp_path):
     # every variant x seed of workflow/config/nano.yaml, one base model, one analysis each
     assert counts["train"] == 7 * 3 and counts["run_config"] == 7
     assert counts["base"] == 1 and counts["tables"] == 1 and counts["figures"] == 1 and counts["summary"] == 1
+    assert counts["histograms"] == 3  # one figure per saved iteration (histogram_iterations: [0, 40, 79])
 
 
 def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
@@ -51,6 +52,7 @@ def test_dry_run_of_the_paper_grid_lists_every_job(tmp_path):
     # FLUX.1-dev x PickScore x {DanceGRPO, GRPO-Guard}; one seed
     assert counts["train"] == 7 + 7 + 4 + 2 and counts["base"] == 2 and counts["tables"] == 4
     assert counts["figures"] == 4 and counts["score"] == counts["train"] + 4
+    assert counts["histograms"] == 4 * 3  # early, middle and late saved iteration of each setting
     assert counts["export_lora"] == counts["train"]  # every SD3.5-M / FLUX run's LoRA as a peft folder
     for run in ("sd35/geneval/grpo_guard/seed0", "sd35/ocr/mean_revised/seed0", "flux/pickscore/dancegrpo/seed0",
                 "sd35/pickscore/grpo_guard_public/seed0"):
@@ -85,9 +87,13 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
     assert list(main.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
     assert (results / "tables" / "paper_main.md").is_file()
     setting = results / "nano" / "composition"
-    for name in ("logratio_histograms", "grad_norm", "clip_fractions", "training_curves", "gold_vs_proxy"):
+    for name in ("grad_norm", "clip_fractions", "training_curves", "gold_vs_proxy", "histograms/iteration1",
+                 "histograms/iteration2"):
         assert (setting / "figures" / f"{name}.png").stat().st_size > 1000
         assert (setting / "figures" / f"{name}.pdf").is_file()
+    # the histograms of each saved iteration: the baseline's and GRPO-Guard's rows, both signs per step
+    log = (results / "logs" / "histograms_nano_composition_2.log").read_text()
+    assert {"flowgrpo", "grpo_guard", "A>0", "A<0"} <= set(log.split())
     assert (setting / "tables" / "ablation.tex").is_file()
     for run in ("base", "flowgrpo/seed0", "grpo_guard/seed0"):
         assert (setting / run / "eval_images" / "images.jsonl").is_file()
