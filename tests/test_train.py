@@ -174,8 +174,9 @@ def test_micro_batches_accumulate_to_the_same_update(tiny, tmp_path):
 @pytest.mark.parametrize("variant,reduction", [("mean_revised", "sample"), ("grpo_guard", "batch")])
 def test_logratio_rows_carry_advantage_and_b_consistent_with_the_steps(tiny, tmp_path, variant, reduction):
     # a tiny clip range: many samples of either sign are clipped, so a misplaced advantage shows
+    # (3 off-policy minibatches of 8 samples)
     _trainer(tiny, tmp_path / variant / "seed0", variant=variant, bias_reduction=reduction, iterations=2,
-             clip_eps=1e-6).run()
+             clip_eps=1e-6, group_size=8, inner_epochs=2).run()
     folder = tmp_path / variant / "seed0"
     hist = pd.read_json(folder / "logratios.jsonl", lines=True)
     steps = pd.read_json(folder / "steps.jsonl", lines=True)
