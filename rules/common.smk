@@ -23,12 +23,12 @@ _NODES = config.get("resources", {}).get("train", {}).get("nodes", 1)
 _GPUS = config.get("resources", {}).get("train", {}).get("gpus", 0)
 for _b, _t, _v in RUNS:
     _run = config_from_dict(resolve_run(config, _v, f"{_b}/{_t}"))
-    _samples = _run.prompts_per_iteration * _run.group_size
-    if _samples % (_NODES * max(1, _GPUS)):
+    _samples, _processes = _run.prompts_per_iteration * _run.group_size, _NODES * max(1, _GPUS)
+    if _samples % _processes:
         raise ValueError(f"{_b}/{_t}/{_v}: prompts_per_iteration x group_size ({_run.prompts_per_iteration} x "
                          f"{_run.group_size} = {_samples} samples) must be divisible by the training processes, "
-                         f"resources.train.nodes x resources.train.gpus ({_NODES} x {_GPUS}): each process rolls out "
-                         "an equal share")
+                         f"resources.train.nodes x resources.train.gpus ({_NODES} x {_GPUS}: {_processes} processes, "
+                         "one per GPU or per node without GPUs): each process rolls out an equal share")
 
 
 def write_yaml(path, data):

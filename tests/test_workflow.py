@@ -175,4 +175,11 @@ def test_a_rollout_that_cannot_be_split_over_the_processes_fails_at_load(tmp_pat
     done = snakemake("-n", "--configfile", str(bad), PAPER_4NODES[1], cwd=tmp_path)
     text = done.stdout + done.stderr
     assert done.returncode != 0 and "prompts_per_iteration x group_size (46 x 24 = 1104 samples)" in text
-    assert "resources.train.nodes x resources.train.gpus (4 x 8)" in text
+    assert "resources.train.nodes x resources.train.gpus (4 x 8: 32 processes" in text
+
+
+def test_nodes_on_a_rule_other_than_train_fails_at_load(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("resources:\n", "resources:\n  sample: {nodes: 2}\n"))
+    done = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+    assert done.returncode != 0 and "resources.sample.nodes: only the train rule" in done.stdout + done.stderr
