@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "slurm"))
 import cluster  # noqa: E402
@@ -105,12 +106,10 @@ def test_a_two_node_training_job_ends_as_the_one_process_run(slurm, tmp_path):
     assert "node 0 (node1) of 2, rendezvous at 127.0.0.1:" in log and "node 1 (node2) of 2" in log  # one launcher each
     # the same config, seed and base weights in one process here
     reference = tmp_path / "one"
-    one = subprocess.run([sys.executable, "-m", "guard.train", "--config", "results/tiny/configs/nano/composition/flowgrpo.yaml",
-                          "--seed", "0", "--out", str(reference), "--threads", "1"], cwd=tmp_path, env=ENV,
-                         capture_output=True, text=True, timeout=600)
+    resolved = "results/tiny/configs/nano/composition/flowgrpo.yaml"
+    one = subprocess.run([sys.executable, "-m", "guard.train", "--config", resolved, "--seed", "0", "--out", str(reference),
+                          "--threads", "1"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    from safetensors.torch import load_file
-
     a, b = (load_file(r / "checkpoints/ckpt-000003/model.safetensors") for r in (reference, run))
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
     rows = [[json.loads(line) for line in (r / "train.jsonl").open()] for r in (reference, run)]

@@ -183,3 +183,10 @@ def test_nodes_on_a_rule_other_than_train_fails_at_load(tmp_path):
     bad.write_text(TINY.read_text().replace("resources:\n", "resources:\n  sample: {nodes: 2}\n"))
     done = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
     assert done.returncode != 0 and "resources.sample.nodes: only the train rule" in done.stdout + done.stderr
+
+
+def test_a_training_job_over_several_nodes_outside_slurm_says_what_to_do():
+    script = ROOT / "workflow" / "scripts" / "train_nodes.sh"
+    env = {k: v for k, v in ENV.items() if not k.startswith("SLURM_")}
+    done = subprocess.run([str(script), "2", "1", "1", "0", "-m", "guard.train"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "resources.train.nodes = 2 needs a SLURM job" in done.stderr

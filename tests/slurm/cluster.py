@@ -3,7 +3,8 @@
 ``start(folder, nodes=n)`` writes the config to /etc/slurm/slurm.conf (job steps started by srun only
 find it there), starts the daemons and waits until every node is idle; ``stop(folder)`` kills them
 by their PID files and removes the config. With ``nodes > 1`` every node is this host under its own
-name and slurmd port (``slurmd -N node<i>``), so a job's tasks on "different nodes" are processes here. It refuses to touch a slurm.conf it did not write.
+name and slurmd port (``slurmd -N node<i>``), so a job's tasks on "different nodes" are processes here.
+It refuses to touch a slurm.conf it did not write.
 Needs root and Debian's slurmctld, slurmd, slurm-client and munge packages
 (``apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge``).
 """
