@@ -4,7 +4,8 @@ The result is the one-process update of the same global batch, up to float summa
 
 - every process draws the same full-batch prompts and noise from the same CPU generator, so the
   RNG stream (and a resume) is that of one process; each keeps only its ``Shard``, a contiguous
-  block of whole groups (``prompts_per_iteration`` must be divisible by the number of processes);
+  block of equally many samples (``prompts_per_iteration x group_size`` must be divisible by the
+  number of processes; a group may span processes, as in Flow-GRPO's 48 x 24 images on 32 GPUs);
 - rewards are all-gathered, so advantages (group or global std) come from the full batch;
 - each optimizer step uses the global minibatch (the same random order everywhere) restricted to
   the samples a process holds, its loss scaled by local count / global count, so the SUM of the
@@ -18,6 +19,11 @@ wait for it; and the per-step gradient diagnostic reads the gradient between bac
 One all-reduce per trainable tensor and optimizer step is cheap for LoRA adapters.
 
 No mixed precision is set here: the backbone applies its own autocast, the step math is fp32.
+
+Nothing here depends on how the processes are spread over machines: ``accelerate launch
+--num_machines N`` (one launcher per node, ``workflow/scripts/train_nodes.sh`` on SLURM) gives the
+same update as one node, and a checkpoint (written by process 0: the full weights, optimizer state
+and the shared generator) resumes on any number of processes and nodes.
 """
 
 from __future__ import annotations
@@ -57,14 +63,16 @@ class Shard:
         return mine, index[mine] - self.start
 
 
-def group_shard(groups: int, group_size: int, rank: int, world: int) -> Shard:
-    """Process ``rank``'s contiguous block of ``groups / world`` whole groups of ``group_size`` samples."""
-    if groups % world:
-        raise ConfigError(f"config key 'prompts_per_iteration' ({groups}) must be divisible by the number of "
-                          f"processes ({world}): each process rolls out whole groups; use a multiple of {world} "
-                          "or launch a number of processes that divides it")
-    size = groups // world * group_size
-    return Shard(rank * size, (rank + 1) * size, groups * group_size)
+def sample_shard(groups: int, group_size: int, rank: int, world: int) -> Shard:
+    """Process ``rank``'s contiguous block of ``groups * group_size / world`` samples of a rollout of ``groups``
+    groups (a group may span processes: its advantages come from the gathered rewards of the whole batch)."""
+    total = groups * group_size
+    if total % world:
+        raise ConfigError(f"config keys 'prompts_per_iteration' x 'group_size' ({groups} x {group_size} = {total} "
+                          f"samples) must be divisible by the number of processes ({world}): each process rolls out "
+                          f"an equal share; change them or launch a number of processes that divides {total}")
+    size = total // world
+    return Shard(rank * size, (rank + 1) * size, total)
 
 
 class Processes:
@@ -76,6 +84,8 @@ class Processes:
         self.world = state.num_processes if state is not None else 1
         self.device = state.device if state is not None else torch.device("cpu")
         """Where collectives run (the process's GPU under NCCL, the CPU under gloo)."""
+        self.node_first = self.rank - (state.local_process_index if state is not None else 0)
+        """The rank of the first process on this process's machine (ranks are contiguous per machine)."""
 
     @classmethod
     def launched(cls) -> "Processes":
@@ -93,9 +103,14 @@ class Processes:
         """Whether this process writes logs, images and checkpoints and runs the evaluation."""
         return self.rank == 0
 
+    @property
+    def is_node_main(self) -> bool:
+        """Whether this process is the first on its machine (it starts the metric servers of its node)."""
+        return self.rank == self.node_first
+
     def shard(self, groups: int, group_size: int) -> Shard:
         """This process's shard of a rollout of ``groups`` groups."""
-        return group_shard(groups, group_size, self.rank, self.world)
+        return sample_shard(groups, group_size, self.rank, self.world)
 
     def barrier(self) -> None:
         """Wait until every process gets here."""
@@ -136,6 +151,15 @@ class Processes:
         from accelerate.utils import broadcast_object_list
 
         return broadcast_object_list([value])[0]
+
+    def share_in_node(self, value: Any) -> Any:
+        """The ``value`` of the first process on this process's machine (any picklable object), e.g. the URLs
+        of the metric servers that process started on the machine."""
+        if self.world == 1:
+            return value
+        values = [None] * self.world
+        torch.distributed.all_gather_object(values, value)
+        return values[self.node_first]
 
     def sum(self, tensors: Sequence[torch.Tensor]) -> None:
         """Sum each tensor over the processes, in place."""

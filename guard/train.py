@@ -186,7 +186,7 @@ class Trainer:
 
     # --- rollout -------------------------------------------------------------------------------
     def rollout(self, iteration: int) -> tuple[Batch, dict[str, Any]]:
-        """Sample a group per prompt (this process's shard of them), score it, and compute advantages.
+        """Sample a group per prompt (this process's shard of the samples), score it, and compute advantages.
 
         The noise of the whole batch is drawn here, whatever the shard; the rewards of every process
         are gathered, so the advantages are those of the whole batch.
@@ -414,11 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(config.seed)
         names = task_metrics(config.task, training=True)
         check_weights(names, config.metrics)  # before the backbone loads, not at the first reward
-        # the main process starts the metric servers the reward and the evaluation need (GenEval's
-        # detector) on ports chosen for this job, and tells the other processes where they are
-        serving = running_services(config.metrics, names, Path(args.out)) if processes.is_main else nullcontext()
+        # the first process of each machine starts the metric servers the reward and the evaluation need
+        # (GenEval's detector) on ports chosen for this job, and tells the other processes there where they are
+        logs = Path(args.out) if processes.is_main else Path(args.out) / f"servers-rank{processes.rank}"
+        serving = running_services(config.metrics, names, logs) if processes.is_node_main else nullcontext()
         with serving as metrics:
-            task = build_task(config.backbone["name"], config.task, processes.share(metrics))
+            task = build_task(config.backbone["name"], config.task, processes.share_in_node(metrics))
             trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
                               restart_on_change=args.on_config_change == "restart", processes=processes)
             final = trainer.run()

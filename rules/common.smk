@@ -15,13 +15,20 @@ SETTINGS = grid_settings(config)  # (backbone, task) pairs
 RUNS = [(b, t, v) for b, t in SETTINGS for v in config["grid"][b][t]["variants"]]
 
 # Fail at load time, naming the key, if any run does not resolve to a valid trainer config, or if a
-# multi-GPU training job could not split its rollout into whole groups per process.
+# training job of several processes could not split its rollout into equal shares per process.
+_MULTI = [r for r, options in config.get("resources", {}).items() if r != "train" and options.get("nodes", 1) > 1]
+if _MULTI:
+    raise ValueError(f"resources.{_MULTI[0]}.nodes: only the train rule runs over several nodes; remove the key")
+_NODES = config.get("resources", {}).get("train", {}).get("nodes", 1)
 _GPUS = config.get("resources", {}).get("train", {}).get("gpus", 0)
 for _b, _t, _v in RUNS:
     _run = config_from_dict(resolve_run(config, _v, f"{_b}/{_t}"))
-    if _GPUS > 1 and _run.prompts_per_iteration % _GPUS:
-        raise ValueError(f"{_b}/{_t}/{_v}: prompts_per_iteration ({_run.prompts_per_iteration}) must be divisible by "
-                         f"resources.train.gpus ({_GPUS}): each GPU process rolls out whole groups")
+    _samples, _processes = _run.prompts_per_iteration * _run.group_size, _NODES * max(1, _GPUS)
+    if _samples % _processes:
+        raise ValueError(f"{_b}/{_t}/{_v}: prompts_per_iteration x group_size ({_run.prompts_per_iteration} x "
+                         f"{_run.group_size} = {_samples} samples) must be divisible by the training processes, "
+                         f"resources.train.nodes x resources.train.gpus ({_NODES} x {_GPUS}: {_processes} processes, "
+                         "one per GPU or per node without GPUs): each process rolls out an equal share")
 
 
 def write_yaml(path, data):
@@ -39,8 +46,32 @@ SLURM_KEYS = ("cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra"
 
 
 def slurm_res(rule_name):
-    """The SLURM-only resources the config sets for a rule (partition, account, cpus, extra flags)."""
-    return {k: v for k, v in config.get("resources", {}).get(rule_name, {}).items() if k in SLURM_KEYS}
+    """The SLURM-only resources the config sets for a rule (partition, account, cpus, extra flags), with its GPUs
+    asked per node (`--gpus-per-node`: the plugin reads `gpus` only for the step inside the job)."""
+    options = {k: v for k, v in config.get("resources", {}).get(rule_name, {}).items() if k in SLURM_KEYS}
+    gpus = res(rule_name, "gpus", 0)
+    if gpus > 0:
+        options["slurm_extra"] = f"{options.get('slurm_extra', '')} --gpus-per-node={gpus}".strip()
+    return options
+
+
+def train_launcher(nodes, gpus, cpus):
+    """How a training job starts `-m guard.train`: one process per GPU (guard/distributed.py); several nodes are one
+    run through workflow/scripts/train_nodes.sh (srun: an `accelerate launch` per node of `cpus` CPUs, one process
+    per node without GPUs)."""
+    if nodes > 1:
+        script = os.path.join(workflow.basedir, "workflow", "scripts", "train_nodes.sh")
+        return f"{script} {nodes} {max(1, gpus)} {cpus} {gpus} -m"
+    if gpus > 1:
+        return f"accelerate launch --multi_gpu --num_processes {gpus} --num_machines 1 --mixed_precision no -m"
+    return "python -m"
+
+
+def nodes_res(rule_name):
+    """The plugin's resources of a job over several nodes: `nodes` and one task per node (`tasks`), and `mpi` so
+    that the job's command runs in the batch step and starts its own srun (empty for one node)."""
+    nodes = res(rule_name, "nodes", 1)
+    return {"nodes": nodes, "tasks": nodes, "mpi": "srun"} if nodes > 1 else {}
 
 
 def first_variant(backbone, task):

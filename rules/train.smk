@@ -109,11 +109,9 @@ rule train:
         f"{RESULTS}/{{backbone}}/{{task}}/{{variant}}/seed{{seed}}/final.json",
     params:
         out=lambda w, output: os.path.dirname(output[0]),
-        # more than one GPU: one data-parallel process per GPU (guard/distributed.py), the job's threads split among them
-        launcher=lambda w, resources: (
-            f"accelerate launch --multi_gpu --num_processes {resources.gpus} --num_machines 1 --mixed_precision no -m"
-            if resources.gpus > 1
-            else "python -m"
+        # more than one GPU or node: one data-parallel process per GPU (guard/distributed.py), a node's threads split among them
+        launcher=lambda w, threads, resources: train_launcher(
+            res("train", "nodes", 1), resources.gpus, resources.get("cpus_per_task", threads)
         ),
         threads=lambda w, threads, resources: max(1, threads // max(1, resources.gpus)),
     log:
@@ -128,6 +126,7 @@ rule train:
         mem_mb=res("train", "mem_mb", 4000),
         gpus=res("train", "gpus", 0),
         **slurm_res("train"),
+        **nodes_res("train"),
     shell:
         "{params.launcher} guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
         " --threads {params.threads} --on-config-change restart > {log} 2>&1"

@@ -1,9 +1,10 @@
-"""Data parallelism: a real 2-process CPU run (gloo, ``accelerate launch``) gives the 1-process update.
+"""Data parallelism: a real 2-process CPU run (gloo, ``accelerate launch``) gives the 1-process update,
+on one machine and on two "machines" (two launchers, ``--num_machines 2``, over loopback).
 
-This file is also the worker that the launch runs (``__main__``): each process trains every case
-of CASES into ``<out>/<case>`` with ``Processes.launched()``; the tests train the same cases in
-this process alone and compare. A process group on the CPU needs ``--multi_gpu`` (torchrun);
-``accelerate launch --cpu --num_processes 2`` starts a single process.
+This file is also the worker that the launches run (``__main__``): each process trains every case
+of CASES into ``<out>/<case>`` with ``Processes.launched()`` (on two machines: MACHINE_RUNS); the
+tests train the same cases in this process alone and compare. A process group on the CPU needs
+``--multi_gpu`` (torchrun); ``accelerate launch --cpu --num_processes 2`` starts a single process.
 """
 
 import json
@@ -21,7 +22,7 @@ from safetensors.torch import load_file
 from eval.tasks import build_task
 from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
 from guard.config import ConfigError, TrainConfig
-from guard.distributed import Processes, Shard, group_shard
+from guard.distributed import Processes, Shard, sample_shard
 from guard.prompts import KRepeatSampler
 from guard.train import NonFiniteLossError, Trainer
 
@@ -88,24 +89,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+          "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(weights, folder of the 2-process runs, their stdout): the worker run by ``accelerate launch`` with 2 processes."""
+def weights(tmp_path_factory):
+    """The tiny nano base weights (and a tiny SD3 folder beside them)."""
     torch.set_flush_denormal(True)
     weights = tmp_path_factory.mktemp("nano") / "base.safetensors"
     load_or_pretrain(weights, NanoConfig(**TINY))
     from guard.backbones.tiny import build
 
     build("sd3", weights.parent / "sd3")
+    return weights
+
+
+@pytest.fixture(scope="module")
+def runs(weights, tmp_path_factory):
+    """(weights, folder of the 2-process runs, their stdout): the worker run by ``accelerate launch`` with 2 processes."""
     out = tmp_path_factory.mktemp("two")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), __file__, str(weights), str(out)]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [*LAUNCH, "--num_machines", "1", "--main_process_port", str(free_port()), __file__, str(weights), str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     ranks = "\n".join(line for line in done.stderr.splitlines() if line.startswith("[rank"))
     assert done.returncode == 0, ranks[-6000:]
     return weights, out, done.stdout
+
+
+MACHINE_RUNS = {  # folder: overrides of the group_std case, trained on two machines of one process each
+    "whole": {},  # 2 whole groups per process
+    "split": {"prompts_per_iteration": 3},  # 6 samples per process: group 1 spans the two machines
+}
+
+
+@pytest.fixture(scope="module")
+def machines(weights, tmp_path_factory):
+    """(weights, folder, stdout of machine 0): the worker on two "machines", one ``accelerate launch --num_machines 2
+    --machine_rank r`` each, meeting at 127.0.0.1; it resumes a run that one process started (``relayout``)."""
+    out = tmp_path_factory.mktemp("machines")
+    train_case(weights, out / "relayout", "group_std", Processes(), iterations=1)
+    port = str(free_port())
+    launchers = [subprocess.Popen([*LAUNCH, "--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip",
+                                   "127.0.0.1", "--main_process_port", port, __file__, str(weights), str(out), "machines"],
+                                  cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for rank in (0, 1)]
+    done = [launcher.communicate(timeout=900) for launcher in launchers]
+    for launcher, (_, stderr) in zip(launchers, done):
+        assert launcher.returncode == 0, stderr[-6000:]
+    return weights, out, done[0][0]
 
 
 def rows(path: Path) -> list[dict]:
@@ -165,6 +197,46 @@ def test_a_two_process_run_resumes_from_its_checkpoint(runs, tmp_path):
     assert [r["iteration"] for r in rows(two / "resumed" / "group_std" / "train.jsonl")] == [0, 1]
 
 
+def assert_same_run(one: Path, two: Path) -> None:
+    """Two runs of the group_std case end with the same weights (to 1e-6) and log the same iterations (as above)."""
+    checkpoint = "checkpoints/ckpt-000002/model.safetensors"
+    a, b = load_file(one / checkpoint), load_file(two / checkpoint)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    train_one, train_two = rows(one / "train.jsonl"), rows(two / "train.jsonl")
+    assert [r["iteration"] for r in train_two] == [0, 1]
+    for r1, r2 in zip(train_one, train_two, strict=True):
+        assert (r1["kept"], r1["updates"]) == (r2["kept"], r2["updates"])
+        for key in ("reward_mean", "reward_std", "adv_abs_mean"):
+            assert r2[key] == pytest.approx(r1[key], rel=1e-5, abs=1e-6), key
+        assert r2["loss"] == pytest.approx(r1["loss"], abs=1e-6)
+        assert r2["grad_norm"] == pytest.approx(r1["grad_norm"], rel=1e-5)
+    for r1, r2 in zip(rows(one / "eval.jsonl"), rows(two / "eval.jsonl"), strict=True):
+        assert r2 == pytest.approx(r1, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("run", MACHINE_RUNS)
+def test_two_machines_give_the_one_process_update(machines, tmp_path, run):
+    weights, out, _ = machines
+    train_case(weights, tmp_path, "group_std", Processes(), **MACHINE_RUNS[run])
+    assert_same_run(tmp_path / "group_std", out / run / "group_std")
+    # the constant group (group 0, machine 0's) is dropped: 16 - 4 samples, or 12 - 4 with group 1 split
+    assert rows(out / run / "group_std" / "train.jsonl")[0]["kept"] == {"whole": 12, "split": 8}[run]
+
+
+def test_a_run_resumes_on_two_machines_from_a_checkpoint_of_either_layout(machines, tmp_path):
+    weights, out, stdout = machines
+    train_case(weights, tmp_path, "group_std", Processes())
+    for started_on in ("resumed", "relayout"):  # two machines, or one process
+        assert stdout.count(f"resuming {out / started_on / 'group_std'} from ckpt-000001 at iteration 1") == 1
+        assert_same_run(tmp_path / "group_std", out / started_on / "group_std")
+
+
+def test_each_machine_gets_the_values_of_its_own_first_process(machines):
+    _, out, _ = machines
+    for rank in (0, 1):  # the metric servers' URLs: each machine's own
+        assert json.loads((out / f"node-{rank}.json").read_text()) == {"node_main": True, "value": rank, "main": 0}
+
+
 def test_a_non_finite_loss_on_one_process_stops_every_process(runs):
     _, two, _ = runs
     assert "non-finite loss (nan) at iteration 0" in (two / "nan-0.txt").read_text()  # process 0 holds the NaN group
@@ -176,7 +248,8 @@ def test_indivisible_prompts_stop_every_process_with_the_key(runs):
     _, two, _ = runs
     for rank in (0, 1):
         message = (two / f"error-{rank}.txt").read_text()
-        assert "prompts_per_iteration" in message and "divisible by the number of processes (2)" in message
+        assert "'prompts_per_iteration' x 'group_size' (3 x 3 = 9 samples)" in message
+        assert "divisible by the number of processes (2)" in message
 
 
 def test_blocks_gather_in_order_and_values_are_shared_on_every_process(runs):
@@ -199,20 +272,38 @@ def test_evaluation_blocks_cover_the_set_in_order():
     assert [i for b in blocks for i in range(5)[b]] == list(range(5))
 
 
-def test_shards_are_contiguous_blocks_of_whole_groups():
-    assert [group_shard(4, 3, r, 2) for r in (0, 1)] == [Shard(0, 6, 12), Shard(6, 12, 12)]
+def test_shards_are_contiguous_equal_blocks_of_samples():
+    assert [sample_shard(4, 3, r, 2) for r in (0, 1)] == [Shard(0, 6, 12), Shard(6, 12, 12)]
+    assert [sample_shard(3, 4, r, 2) for r in (0, 1)] == [Shard(0, 6, 12), Shard(6, 12, 12)]  # group 1 is split
+    assert sample_shard(48, 24, 31, 32) == Shard(1116, 1152, 1152)  # the authors' 48 x 24 images on 32 GPUs
     mine, local = Shard(6, 12, 12).take(torch.tensor([7, 2, 11, 6]))
     assert mine.tolist() == [True, False, True, True] and local.tolist() == [1, 5, 0]
-    with pytest.raises(ConfigError, match="prompts_per_iteration"):
-        group_shard(3, 4, 0, 2)
+    with pytest.raises(ConfigError, match="prompts_per_iteration' x 'group_size' \\(3 x 3 = 9 samples\\)"):
+        sample_shard(3, 3, 0, 2)
 
 
-if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
+def on_machines(weights: Path, out: Path, processes: Processes) -> None:
+    """The worker of the ``machines`` fixture: MACHINE_RUNS, a run started and resumed here, the resume of a
+    run one process started, and each machine's first process's value."""
+    for run, overrides in MACHINE_RUNS.items():
+        train_case(weights, out / run, "group_std", processes, **overrides)
+    train_case(weights, out / "resumed", "group_std", processes, iterations=1)
+    train_case(weights, out / "resumed", "group_std", processes)
+    train_case(weights, out / "relayout", "group_std", processes)
+    shared = {"node_main": processes.is_node_main, "value": processes.share_in_node(processes.rank),
+              "main": processes.share(processes.rank)}
+    (out / f"node-{processes.rank}.json").write_text(json.dumps(shared))
+
+
+if __name__ == "__main__":  # one process of the launch in the ``runs`` (or ``machines``) fixture
     from guard.cli import init_torch
 
     weights, out = map(Path, sys.argv[1:3])
     processes = Processes.launched()
     init_torch(1)
+    if sys.argv[3:] == ["machines"]:
+        on_machines(weights, out, processes)
+        sys.exit(0)
     for name in CASES:
         train_case(weights, out, name, processes)
     train_sd3(weights.parent / "sd3", out, processes)
@@ -232,6 +323,7 @@ if __name__ == "__main__":  # one process of the launch in the ``runs`` fixture
     try:
         backbone = NanoBackbone(load_or_pretrain(weights, NanoConfig(**TINY))[0])
         task = build_task("nano", {"reward": "composition"})
-        Trainer(TrainConfig(**{**BASE, "prompts_per_iteration": 3}), backbone, task, out / "indivisible", processes=processes)
+        indivisible = TrainConfig(**{**BASE, "prompts_per_iteration": 3, "group_size": 3})  # 9 samples
+        Trainer(indivisible, backbone, task, out / "indivisible", processes=processes)
     except ConfigError as err:
         (out / f"error-{processes.rank}.txt").write_text(str(err))

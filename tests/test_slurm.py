@@ -1,5 +1,9 @@
-"""The workflow on a real one-node SLURM (slurmctld + slurmd + munge on this machine) via the executor plugin.
+"""The workflow on a real SLURM (slurmctld + two slurmd + munge on this machine) via the executor plugin.
 
+Both nodes are this host (distinct node names and slurmd ports on loopback), so a 2-node training
+job really goes through sbatch --nodes=2, srun and one accelerate launch per node, but not through
+two machines' networks or GPUs. Where the installed SLURM cannot run two slurmd, the cluster has one
+node and the 2-node test checks the submitted command lines, then skips the rest with the reason.
 Skipped, with the reason, where SLURM cannot run (not root, packages missing, a real slurm.conf).
 Status queries use squeue: without slurmdbd, sacct fails and the plugin's sacct mode waits forever.
 """
@@ -12,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "slurm"))
 import cluster  # noqa: E402
@@ -25,9 +30,16 @@ SLURM_ARGS = ["--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
+    """(folder, why the cluster has one node or None): two nodes where the installed SLURM runs two slurmd here."""
     folder = tmp_path_factory.mktemp("slurm")
-    cluster.start(folder)
-    yield folder
+    try:
+        cluster.start(folder, nodes=2)
+        one_node = None
+    except (RuntimeError, subprocess.CalledProcessError) as err:
+        cluster.stop(folder)
+        one_node = f"the installed SLURM did not run two slurmd on this host: {err}"
+        cluster.start(folder)
+    yield folder, one_node
     subprocess.run(["scancel", "--user", "root"], check=False)
     cluster.stop(folder)
 
@@ -71,3 +83,38 @@ def test_killed_training_job_is_resubmitted_and_resumes(slurm, tmp_path):
     assert resumed_from >= int(killed_at.removeprefix("ckpt-"))
     train = [json.loads(line) for line in (tmp_path / "results/tiny/nano/composition/flowgrpo/seed0/train.jsonl").open()]
     assert [row["iteration"] for row in train] == list(range(400))
+
+
+def test_a_two_node_training_job_ends_as_the_one_process_run(slurm, tmp_path):
+    _, one_node = slurm
+    config = tmp_path / "nodes.yaml"
+    config.write_text(TINY.read_text().replace("train: {runtime: 5, mem_mb: 1000, gpus: 0, threads: 1}",
+                                               "train: {runtime: 5, mem_mb: 1000, gpus: 0, threads: 1, nodes: 2}"))
+    assert "nodes: 2" in config.read_text()
+    target = "results/tiny/nano/composition/flowgrpo/seed0/final.json"
+    done = snakemake([target, "--configfile", str(config), "--verbose", *SLURM_ARGS], tmp_path, timeout=900)
+    text = done.stdout + done.stderr
+    # one job of 2 nodes with a task (an accelerate launch) each; the command runs in the batch step and starts srun
+    sbatch = [line for line in text.splitlines() if "sbatch call:" in line and "rule_train" in line]
+    assert len(sbatch) >= 1 and all(" --nodes=2" in c and " --ntasks=2" in c and "--cpus-per-task=1" in c for c in sbatch)
+    assert "train_nodes.sh 2 1 1 0 -m guard.train" in text, text[-3000:]
+    if one_node:
+        pytest.skip(one_node)
+    assert done.returncode == 0, text[-3000:]
+    run = tmp_path / target.removesuffix("/final.json")
+    log = (tmp_path / "results/tiny/logs/train/nano_composition_flowgrpo_seed0.log").read_text()
+    assert "node 0 (node1) of 2, rendezvous at 127.0.0.1:" in log and "node 1 (node2) of 2" in log  # one launcher each
+    # the same config, seed and base weights in one process here
+    reference = tmp_path / "one"
+    resolved = "results/tiny/configs/nano/composition/flowgrpo.yaml"
+    one = subprocess.run([sys.executable, "-m", "guard.train", "--config", resolved, "--seed", "0", "--out", str(reference),
+                          "--threads", "1"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = (load_file(r / "checkpoints/ckpt-000003/model.safetensors") for r in (reference, run))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    rows = [[json.loads(line) for line in (r / "train.jsonl").open()] for r in (reference, run)]
+    assert [r["iteration"] for r in rows[1]] == [0, 1, 2]
+    for r1, r2 in zip(*rows, strict=True):
+        assert r2["grad_norm"] == pytest.approx(r1["grad_norm"], rel=1e-5) and r2["kept"] == r1["kept"]
+    final = [json.loads((r / "final.json").read_text()) for r in (reference, run)]
+    assert final[1] == pytest.approx(final[0], rel=1e-4, abs=1e-6)

@@ -146,10 +146,53 @@ def test_fetch_prompts_option_adds_a_download_job_per_missing_file(tmp_path):
     assert any("datasets/flow_grpo/geneval/train_metadata.jsonl" in i and "evaluation_metadata" in i for i in manifest_inputs)
 
 
-def test_a_rollout_that_cannot_be_split_over_the_gpus_fails_at_load(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "workflow" / "config" / "paper.yaml").read_text().replace(
-        "prompts_per_iteration: 48", "prompts_per_iteration: 44"))
-    done = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+PAPER_4NODES = [str(ROOT / "workflow" / "config" / f) for f in ("paper.yaml", "paper_4nodes.yaml")]
+
+
+def test_the_paper_grid_on_four_nodes_runs_each_training_job_on_4_nodes_of_8_gpus(tmp_path):
+    done = snakemake("-n", "--cores", "2", "--configfile", *PAPER_4NODES, cwd=tmp_path)
     text = done.stdout + done.stderr
-    assert done.returncode != 0 and "prompts_per_iteration (44)" in text and "resources.train.gpus (8)" in text
+    assert done.returncode == 0, text[-3000:]
+    train = re.findall(r"rule train:\n(?:    [^\n]*\n)*?    resources: ([^\n]*)", text)
+    assert len(train) == job_counts(text)["train"] == 20
+    for resources in train:  # sbatch --nodes=4 --ntasks=4 --gpus-per-node=8 (the SLURM plugin's resources)
+        assert "nodes=4" in resources and "tasks=4" in resources and "mpi=srun" in resources and "gpus=8" in resources
+        assert "slurm_extra=--gpus-per-node=8" in resources and "slurm_partition=gpu" in resources
+    # the rest of each job stays on one node
+    other = re.findall(r"rule (?:base|sample|score):\n(?:    [^\n]*\n)*?    resources: ([^\n]*)", text)
+    assert other and not any("nodes=" in r for r in other)
+
+
+def test_the_paper_grid_on_four_nodes_starts_one_launcher_per_node(tmp_path):
+    target = "results/paper/sd35/geneval/grpo_guard/seed0/final.json"
+    done = snakemake(target, "-n", "-p", "--cores", "2", "--configfile", *PAPER_4NODES, cwd=tmp_path)
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text[-3000:]
+    # 4 nodes, 8 processes per node, 32 CPUs per node (cpus_per_task), 8 GPUs per node
+    assert f"{ROOT}/workflow/scripts/train_nodes.sh 4 8 32 8 -m guard.train --config" in text
+
+
+def test_a_rollout_that_cannot_be_split_over_the_processes_fails_at_load(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    # 46 x 24 = 1104 samples: 138 per GPU on one node of 8, but not a whole number on 4 x 8
+    bad.write_text((ROOT / "workflow" / "config" / "paper.yaml").read_text().replace(
+        "prompts_per_iteration: 48", "prompts_per_iteration: 46"))
+    assert snakemake("-n", "--configfile", str(bad), cwd=tmp_path).returncode == 0
+    done = snakemake("-n", "--configfile", str(bad), PAPER_4NODES[1], cwd=tmp_path)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0 and "prompts_per_iteration x group_size (46 x 24 = 1104 samples)" in text
+    assert "resources.train.nodes x resources.train.gpus (4 x 8: 32 processes" in text
+
+
+def test_nodes_on_a_rule_other_than_train_fails_at_load(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("resources:\n", "resources:\n  sample: {nodes: 2}\n"))
+    done = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+    assert done.returncode != 0 and "resources.sample.nodes: only the train rule" in done.stdout + done.stderr
+
+
+def test_a_training_job_over_several_nodes_outside_slurm_says_what_to_do():
+    script = ROOT / "workflow" / "scripts" / "train_nodes.sh"
+    env = {k: v for k, v in ENV.items() if not k.startswith("SLURM_")}
+    done = subprocess.run([str(script), "2", "1", "1", "0", "-m", "guard.train"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "resources.train.nodes = 2 needs a SLURM job" in done.stderr
