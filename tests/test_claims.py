@@ -1,0 +1,212 @@
+"""The paper's claims as checks (analysis.claims) on synthetic run folders whose verdicts are known."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.claims import claims_table
+from analysis.stats import judge, seeds_needed, t_interval
+from guard.schedule import flowgrpo_schedule
+
+STEPS = range(9)
+ITERATIONS = [0, 10, 20, 30]
+H = flowgrpo_schedule(10, 3.0, 0.7).h.double().numpy()
+NOISE = {0: 1.0, 1: 1.05, 2: 0.95}  # a small, fixed spread over seeds
+
+
+def shifted(k, seed):
+    """A baseline-like ratio: mean -b below 0 and growing toward low noise, b predicted within 5%."""
+    m = -0.001 * (k + 1) ** 2 * NOISE[seed]
+    return {"log_ratio_mean": m, "log_ratio_std": 0.01 + 0.001 * k, "bias_mean": -m * 1.05,
+            "norm_log_ratio_mean": 0.0, "norm_log_ratio_std": 0.01, "clip_pos_upper": 0.05, "clip_neg_lower": 0.5,
+            "clip_pos_lower": 0.0, "clip_neg_upper": 0.0, "step_grad_norm": 1.5 ** k * NOISE[seed]}
+
+
+def normalised(k, seed):
+    """A RatioNorm-like ratio: normalised mean ~0, symmetric clipping, gradient norm within 1.8x over steps."""
+    return {**shifted(k, seed), "norm_log_ratio_mean": 1e-5 * (-1) ** (k + seed), "clip_pos_upper": 0.5 * NOISE[seed],
+            "clip_neg_lower": 0.5, "step_grad_norm": (1 + 0.1 * k) * NOISE[seed]}
+
+
+def curve(speed, decline):
+    """proxy = -0.3 + speed * iteration, accuracy = 1 - decline * iteration (Average(gold) of one metric)."""
+    return lambda it, seed: {"proxy": -0.3 + speed * it * NOISE[seed], "accuracy": 1 - decline * it * NOISE[seed]}
+
+
+def healthy():
+    """A setting on which every claim holds: variant -> (method, steps(k, seed), evals(iteration, seed), extra config)."""
+    rationorm = lambda k, seed: {**normalised(k, seed), "step_grad_norm": H[k] * NOISE[seed]}  # noqa: E731
+    return {
+        "flowgrpo": ("flowgrpo", shifted, curve(0.01, 0.02), {}),
+        "temp_reweight": ("temp_reweight", shifted, curve(0.015, 0.03), {}),
+        "mean_revised": ("mean_revised", shifted, curve(0.01, 0.008), {}),
+        "rationorm": ("rationorm", rationorm, curve(0.008, 0.005), {}),
+        "grpo_guard": ("grpo_guard", normalised, curve(0.01, 0.005), {}),
+        "grpo_guard_public": ("grpo_guard", normalised, curve(0.01, 0.005), {"bias_reduction": "batch"}),
+    }
+
+
+def write_setting(root, spec, seeds=(0, 1, 2)):
+    """results/<exp>/<backbone>/<task>/<variant>/seed<n>/ with what the trainer and the score rule write."""
+    for variant, (method, steps, evals, extra) in spec.items():
+        for seed in seeds:
+            run = root / variant / f"seed{seed}"
+            (run / "scores").mkdir(parents=True)
+            config = {"variant": method, "seed": seed, "sampler": "flowgrpo", "num_steps": 10, "shift": 3.0,
+                      "noise_level": 0.7, **extra}
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+            rows = [{"iteration": i, "update": u, "step": k, "n": 8, **steps(k, seed)}
+                    for i in range(2) for u in range(3) for k in STEPS]
+            (run / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            (run / "eval.jsonl").write_text("".join(json.dumps({"iteration": i, **evals(i, seed)}) + "\n" for i in ITERATIONS))
+            (run / "scores" / "summary.jsonl").write_text(json.dumps(evals(ITERATIONS[-1], seed)) + "\n")
+            (run / "final.json").write_text("{}")
+    (root / "base" / "scores").mkdir(parents=True, exist_ok=True)
+    (root / "base" / "scores" / "summary.jsonl").write_text(json.dumps({"proxy": -0.3, "accuracy": 1.0}) + "\n")
+    return {"gold": ["accuracy"], "baseline": "flowgrpo", "normalised": "rationorm", "variants": list(spec),
+            "comparisons": {"ablation": [v for v in spec if v != "grpo_guard_public"]}}
+
+
+def table(tmp_path, spec, **kw):
+    root = tmp_path / "results" / "x" / "nano" / "composition"
+    return claims_table(root, write_setting(root, spec, **kw))
+
+
+def verdicts(claims, claim_id, text="", variant=""):
+    rows = claims[(claims.id == claim_id) & claims.check.str.contains(text, regex=False)
+                  & (claims.variants.str.split(", ").str[0] == variant if variant else True)]
+    assert len(rows), f"no {claim_id} row with {text!r}"
+    return list(rows.verdict)
+
+
+def test_t_interval_and_seeds_needed():
+    low, high = t_interval(np.array([1.0, 2.0, 3.0]))
+    assert (low, high) == pytest.approx((2 - 4.3027 / math.sqrt(3), 2 + 4.3027 / math.sqrt(3)), abs=1e-3)
+    # mean 1, sd 1, threshold 0: t_{n-1} / sqrt(n) < 1 first at n = 7 (2.447 / 2.646 = 0.925; n = 6: 2.571 / 2.449 > 1)
+    assert seeds_needed(1.0, 1.0, 0.0, math.inf) == 7
+    assert judge({0: 1.0, 1: 1.1, 2: 0.9}, 0.0).verdict == "reproduced"
+    assert judge({0: 1.0, 1: 1.1, 2: 0.9}, -math.inf, 0.0).verdict == "not reproduced"
+    assert judge({0: 1.0, 1: -1.0, 2: 0.5}, 0.0).verdict == "inconclusive"
+    assert judge({0: 1.0}, 0.0).reason == "one seed: no interval over seeds"
+
+
+def test_every_claim_holds_on_a_setting_built_to_hold_it(tmp_path):
+    claims = table(tmp_path, healthy())
+    assert sorted(set(claims.id), key=lambda c: int(c[1:])) == [f"C{i}" for i in range(1, 13)]
+    tested = claims[claims.reason != "no schedule-only prediction"]
+    assert (tested.verdict == "reproduced").all(), tested[tested.verdict != "reproduced"][["id", "check", "per_seed"]]
+    assert (claims.seeds == 3).all()
+
+
+def reversed_shift(k, seed):
+    """Above 0, and largest at high noise."""
+    return {**shifted(k, seed), "log_ratio_mean": 0.001 * (9 - k) ** 2 * NOISE[seed]}
+
+
+def straddling_shift(k, seed):
+    """Seeds disagree on the sign of the shift at step 0."""
+    row = shifted(k, seed)
+    return {**row, "log_ratio_mean": [0.002, -0.003, 0.001][seed] if k == 0 else row["log_ratio_mean"]}
+
+
+def wrong_prediction(k, seed):
+    return {**shifted(k, seed), "bias_mean": -shifted(k, seed)["log_ratio_mean"] * 2}
+
+
+def symmetric_baseline(k, seed):
+    return {**shifted(k, seed), "clip_pos_upper": 0.5}
+
+
+def off_centre(k, seed):
+    return {**normalised(k, seed), "norm_log_ratio_mean": 0.01}
+
+
+def flat_baseline_grad(k, seed):
+    return {**shifted(k, seed), "step_grad_norm": 1.0 + 0.01 * k}
+
+
+def with_variant(variant, **changes):
+    spec = healthy()
+    method, steps, evals, extra = spec[variant]
+    spec[variant] = (method, changes.get("steps", steps), changes.get("evals", evals), changes.get("extra", extra))
+    return spec
+
+
+@pytest.mark.parametrize("claim_id,text,variant,changes,expected", [
+    ("C1", "max over trained steps", "flowgrpo", dict(steps=reversed_shift), "not reproduced"),
+    ("C1", "|shift/std|", "flowgrpo", dict(steps=reversed_shift), "not reproduced"),
+    ("C1", "max over trained steps", "flowgrpo", dict(steps=straddling_shift), "inconclusive"),
+    ("C2", "predicted", "flowgrpo", dict(steps=wrong_prediction), "not reproduced"),
+    ("C3", "low-noise", "flowgrpo", dict(steps=symmetric_baseline), "not reproduced"),
+    ("C4", "standard error", "grpo_guard", dict(steps=off_centre), "not reproduced"),
+    ("C4", "(A>0", "grpo_guard", dict(steps=shifted), "not reproduced"),
+    ("C5", "paper's 20x", "flowgrpo", dict(steps=flat_baseline_grad), "not reproduced"),
+    ("C5", "schedule's prediction 1.00x", "grpo_guard", dict(steps=shifted), "not reproduced"),
+    ("C5", "max h / min h", "rationorm", dict(steps=normalised), "not reproduced"),
+    ("C6", "Average(gold)", "flowgrpo", dict(evals=curve(0.01, -0.001)), "not reproduced"),
+    ("C6", "proxy", "flowgrpo", dict(evals=curve(-0.001, 0.02)), "not reproduced"),
+    ("C7", "GRPO-Guard minus baseline", "grpo_guard", dict(evals=curve(0.01, 0.03)), "not reproduced"),
+    ("C8", "Mean-revised", "mean_revised", dict(evals=curve(0.01, 0.018)), "not reproduced"),
+    ("C9", "RatioNorm", "rationorm", dict(evals=curve(0.012, 0.005)), "not reproduced"),
+    ("C10", "matched proxy level", "temp_reweight", dict(evals=curve(0.008, 0.03)), "not reproduced"),
+    ("C10", "first evaluation", "temp_reweight", dict(evals=curve(0.015, 0.01)), "not reproduced"),
+    ("C11", "Average(gold)", "grpo_guard", dict(evals=curve(0.01, 0.03)), "not reproduced"),
+    ("C11", "final proxy", "grpo_guard", dict(evals=curve(0.005, 0.005)), "not reproduced"),
+    ("C12", "Average(gold)", "grpo_guard_public", dict(evals=curve(0.01, 0.01)), "not reproduced"),
+])
+def test_a_claim_reversed_or_spread_gets_its_verdict(tmp_path, claim_id, text, variant, changes, expected):
+    claims = table(tmp_path, with_variant(variant, **changes))
+    assert set(verdicts(claims, claim_id, text, variant if claim_id in ("C4", "C5") else "")) == {expected}
+
+
+def seed_split(good, bad):
+    """Seeds 0 and 2 follow ``good``, seed 1 ``bad``: the interval over seeds straddles the threshold."""
+    return lambda it, seed: (bad if seed == 1 else good)(it, seed)
+
+
+@pytest.mark.parametrize("claim_id,text,spec", [
+    ("C6", "Average(gold)", with_variant("flowgrpo", evals=seed_split(curve(0.01, 0.02), curve(0.01, -0.03)))),
+    ("C7", "GRPO-Guard minus baseline",
+     with_variant("grpo_guard", evals=seed_split(curve(0.01, 0.015), curve(0.01, 0.04)))),
+    ("C11", "Average(gold)", with_variant("grpo_guard", evals=seed_split(curve(0.01, 0.015), curve(0.01, 0.04)))),
+])
+def test_seeds_that_disagree_are_inconclusive_with_the_seeds_a_verdict_needs(tmp_path, claim_id, text, spec):
+    claims = table(tmp_path, spec)
+    rows = claims[(claims.id == claim_id) & claims.check.str.contains(text, regex=False)]
+    assert list(rows.verdict) == ["inconclusive"]
+    assert rows.ci95_low.iloc[0] < 0 < rows.ci95_high.iloc[0] or rows.ci95_low.iloc[0] < 0 < rows.ci95_high.iloc[0]
+
+
+def test_missing_inputs_are_not_tested_with_the_reason(tmp_path):
+    spec = healthy()
+    del spec["temp_reweight"], spec["grpo_guard_public"], spec["mean_revised"]
+    claims = table(tmp_path, spec)
+    assert set(verdicts(claims, "C10")) == {"not tested"}
+    assert "Temp-Reweight" in claims[claims.id == "C10"].reason.iloc[0]
+    assert "Mean-revised" in claims[claims.id == "C8"].reason.iloc[0]
+    assert claims[claims.id == "C12"].reason.iloc[0] == "no public-script preset ran"
+
+
+def test_one_seed_is_not_tested_but_shows_its_value(tmp_path):
+    claims = table(tmp_path, healthy(), seeds=(0,))
+    assert (claims.verdict == "not tested").all()
+    first = claims[claims.id == "C1"].iloc[0]
+    assert first.reason == "one seed: no interval over seeds" and first["mean"] == pytest.approx(-0.001)
+
+
+def test_the_public_preset_names_its_deviation(tmp_path):
+    claims = table(tmp_path, healthy())
+    assert claims[claims.id == "C12"].check.str.startswith("bias_reduction: batch").all()
+    assert set(claims[claims.id == "C12"].variants) == {"grpo_guard_public, grpo_guard"}
+
+
+def test_roles_come_from_the_run_config_not_the_variant_name(tmp_path):
+    spec = healthy()
+    spec = {("guard_renamed" if v == "grpo_guard" else v): e for v, e in spec.items()}  # config.yaml: grpo_guard
+    claims = table(tmp_path, spec)
+    assert "guard_renamed, flowgrpo" in set(claims[claims.id == "C7"].variants)
+    assert claims[claims.id == "C12"].variants.iloc[0] == "grpo_guard_public, guard_renamed"
