@@ -507,3 +507,36 @@ def claims_table(root: Path, settings: dict[str, Any]) -> pd.DataFrame:
     """Every claim's rows for one setting."""
     s = Setting(Path(root), settings)
     return pd.DataFrame([r for claim in CLAIMS for r in claim(s)], columns=COLUMNS)
+
+
+def formatted(claims: pd.DataFrame) -> pd.DataFrame:
+    """The table for reading: verdict first, 'mean [95% interval]', per-seed values and where each row comes from."""
+    def value(r: pd.Series) -> str:
+        if not math.isfinite(r["mean"]):
+            return ""
+        ci = f" [{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if math.isfinite(r.ci95_low) else ""
+        return f"{r['mean']:.3g}{ci}"
+
+    verdict = [v + (f" ({r})" if r else "") + (f"; about {int(n)} seeds would decide" if pd.notna(n) else "")
+               for v, r, n in zip(claims.verdict, claims.reason, claims.seeds_needed)]
+    keys = [c for c in ("backbone", "task") if c in claims]
+    return pd.DataFrame({**{k: claims[k] for k in keys}, "id": claims.id, "verdict": verdict,
+                         "claim (paper)": claims.claim, "check (holds inside the stated band)": claims.check,
+                         "variants": claims.variants, "mean [95% t-interval over seeds]": [value(r) for _, r in claims.iterrows()],
+                         "per seed": claims.per_seed, "paper": claims.paper, "from": claims.source})
+
+
+CAPTION = ("The paper's claims as checks. Each row: the paper's words, what is measured and the band in which the claim "
+           "holds, the per-seed values, their mean and 95% t-interval over seeds (Student t, n - 1 degrees of freedom). "
+           "Verdict: interval inside the band = reproduced, outside = not reproduced, across an edge = inconclusive (with "
+           "the seeds a decisive verdict would need at the measured mean and spread); not tested = inputs missing or one seed.")
+
+
+def write_claims(claims: pd.DataFrame, stem: Path) -> None:
+    """``stem``.csv (raw values), .md and .tex (formatted)."""
+    claims.to_csv(f"{stem}.csv", index=False)
+    table = formatted(claims)
+    with open(f"{stem}.md", "w") as f:
+        f.write(f"{CAPTION}\n\n{table.to_markdown(index=False)}\n")
+    with open(f"{stem}.tex", "w") as f:
+        f.write(table.to_latex(index=False, caption=CAPTION, escape=True, longtable=True))

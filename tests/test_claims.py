@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from analysis.__main__ import main
 from analysis.claims import claims_table
 from analysis.stats import judge, seeds_needed, t_interval
 from guard.schedule import flowgrpo_schedule
@@ -210,3 +211,51 @@ def test_roles_come_from_the_run_config_not_the_variant_name(tmp_path):
     claims = table(tmp_path, spec)
     assert "guard_renamed, flowgrpo" in set(claims[claims.id == "C7"].variants)
     assert claims[claims.id == "C12"].variants.iloc[0] == "grpo_guard_public, guard_renamed"
+
+
+def test_the_claims_command_writes_every_claim_id(tmp_path):
+    root = tmp_path / "results" / "x" / "nano" / "composition"
+    (tmp_path / "analysis.yaml").write_text(yaml.safe_dump(write_setting(root, healthy())))
+    assert main(["claims", "--runs", str(root), "--settings", str(tmp_path / "analysis.yaml"), "--out", str(root / "tables")]) == 0
+    text = (root / "tables" / "claims.md").read_text()
+    assert all(f"| C{i} " in text for i in range(1, 13)) and "reproduced" in text
+    assert (root / "tables" / "claims.tex").is_file()
+    other = tmp_path / "results" / "x" / "other" / "composition" / "tables"
+    other.mkdir(parents=True)
+    (other / "claims.csv").write_text((root / "tables" / "claims.csv").read_text())
+    out = tmp_path / "results" / "x" / "tables"
+    assert main(["claims_summary", "--tables", str(root / "tables" / "claims.csv"), str(other / "claims.csv"),
+                 "--out", str(out)]) == 0
+    both = pd.read_csv(out / "claims.csv")
+    assert set(both.backbone) == {"nano", "other"} and len(both) == 2 * len(pd.read_csv(root / "tables" / "claims.csv"))
+
+
+def main_raw(path, rows):
+    """A setting's main_raw.csv: mean and std per metric, and the keys that match a row to the paper's."""
+    path.parent.mkdir(parents=True)
+    metrics = ["proxy", "hpsv2", "imagereward", "unifiedreward", "avg_gold"]
+    frame = pd.DataFrame([{"variant": v, "seeds": 1, **dict(zip(metrics, values)), **{f"{m}_std": 0.0 for m in metrics},
+                           "method": method, "backbone_name": backbone, "reward": reward}
+                          for v, method, backbone, reward, values in rows])
+    frame.set_index("variant").to_csv(path)
+
+
+def test_the_paper_beside_ours_on_a_setting_named_like_the_paper(tmp_path):
+    exp = tmp_path / "results" / "paper"
+    geneval = exp / "sd35" / "geneval" / "tables" / "main_raw.csv"
+    main_raw(geneval, [("base", "base", "sd35", "geneval", (0.6, 0.29, 1.0, 0.66, 1.0)),
+                       ("flowgrpo", "flowgrpo", "sd35", "geneval", (0.9, 0.24, 0.8, 0.60, 0.85)),
+                       ("grpo_guard", "grpo_guard", "sd35", "geneval", (0.95, 0.26, 0.9, 0.64, 0.9)),
+                       ("grpo_guard_public", "", "sd35", "geneval", (0.95, 0.26, 0.9, 0.64, 0.9))])
+    pick = exp / "sd35" / "pickscore" / "tables" / "main_raw.csv"  # SD3.5-M PickScore is not in the paper's table
+    main_raw(pick, [("grpo_guard", "grpo_guard", "sd35", "pickscore", (0.9, 0.26, 0.9, 0.64, 0.9))])
+    assert main(["summary", "--tables", str(geneval), str(pick), "--out", str(exp / "tables")]) == 0
+    beside = pd.read_csv(exp / "tables" / "main_vs_paper.csv", index_col=[0, 1, 2])
+    assert list(beside.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
+    guard = beside.xs("grpo_guard", level="variant").iloc[0]
+    # paper: GRPO-Guard (FG) on GenEval: proxy 0.95, HPSv2 0.254, ImageReward 0.87, UnifiedReward 3.22, Avg 0.89
+    assert guard["UnifiedReward measured"] == pytest.approx(0.64 * 5) and guard["UnifiedReward paper"] == 3.22
+    assert guard["UnifiedReward diff"] == pytest.approx(0.64 * 5 - 3.22)
+    assert guard["HPSv2 diff"] == pytest.approx(0.26 - 0.254) and guard["Avg(gold) measured"] == 0.9
+    assert guard["Avg(gold) paper"] == 0.89 and guard["proxy paper"] == 0.95
+    assert beside.xs("base", level="variant").iloc[0]["UnifiedReward paper"] == 3.31
