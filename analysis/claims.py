@@ -290,10 +290,14 @@ def spread(g: pd.DataFrame) -> float:
     return float(norms.max() / norms.min()) if len(norms) > 1 else math.nan
 
 
+def about(x: float) -> tuple[float, float]:
+    """'about x': within a factor ABOUT of x."""
+    return x / ABOUT, x * ABOUT
+
+
 def c5_gradient_spread(s: Setting) -> list[dict[str, Any]]:
     """C5: per-step gradient-norm spread vs the paper's numbers and vs the schedule-only predictions."""
     out = []
-    band = lambda x: (x / ABOUT, x * ABOUT)  # noqa: E731
     for v in s.configs:
         method = s.configs[v]["variant"]
         if not has_steps(s, v, "step_grad_norm"):
@@ -303,11 +307,11 @@ def c5_gradient_spread(s: Setting) -> list[dict[str, Any]]:
         steps = s.per_step.loc[v].step_grad_norm.dropna().index.get_level_values("step").unique()
         if method in BASELINE_METHODS and v == s.faithful[(method, s.configs[v]["sampler"])]:
             out.append(row("C5", C5, f"max/min over steps within a factor {ABOUT:g} of the paper's "
-                           f"{PAPER_SPREAD['baseline']:g}x", [v], measured, *band(PAPER_SPREAD["baseline"]), SRC_GRAD,
+                           f"{PAPER_SPREAD['baseline']:g}x", [v], measured, *about(PAPER_SPREAD["baseline"]), SRC_GRAD,
                            f"{PAPER_SPREAD['baseline']:g}x"))
         if method == "grpo_guard":
             out.append(row("C5", C5, f"max/min over steps within a factor {ABOUT:g} of the paper's "
-                           f"{PAPER_SPREAD['grpo_guard']:g}x", [v], measured, *band(PAPER_SPREAD["grpo_guard"]),
+                           f"{PAPER_SPREAD['grpo_guard']:g}x", [v], measured, *about(PAPER_SPREAD["grpo_guard"]),
                            SRC_GRAD, f"{PAPER_SPREAD['grpo_guard']:g}x"))
         h = s.schedule_h(v).loc[steps]
         predicted = {"rationorm": float(h.max() / h.min()), "grpo_guard": 1.0}.get(method)
@@ -318,7 +322,7 @@ def c5_gradient_spread(s: Setting) -> list[dict[str, Any]]:
         else:
             out.append(row("C5", C5, f"{v} ({method}): max/min within a factor {ABOUT:g} of the schedule's prediction "
                            f"{predicted:.2f}x ({'max h / min h' if method == 'rationorm' else 'constant'} over the "
-                           "trained steps)", [v], measured, *band(predicted), SRC_GRAD, f"predicted {predicted:.2f}x"))
+                           "trained steps)", [v], measured, *about(predicted), SRC_GRAD, f"predicted {predicted:.2f}x"))
     return out
 
 
@@ -425,10 +429,12 @@ def c10_temp_reweight(s: Setting) -> list[dict[str, Any]]:
     if why:
         return [untested("C10", C10, "Temp-Reweight speed and collapse", why, SRC_MATCHED)]
     diff = paired(s.matched([b, tr]), "iteration", tr, b)
-    collapse = s.evals[s.evals.variant.isin([b, tr])].groupby(["variant", "seed"]).apply(collapse_iteration).unstack(0)
-    earlier = {int(seed): r[tr] - r[b] for seed, r in collapse.iterrows() if math.isfinite(r[b]) or math.isfinite(r[tr])}
+    runs = s.evals[s.evals.variant.isin([b, tr])].groupby(["seed", "variant"])[["iteration", "avg_gold"]]
+    collapse = runs.apply(collapse_iteration).unstack("variant")
     cap = float(s.evals.iteration.max()) + 1  # a run that never collapses counts as collapsing after the last evaluation
-    earlier = {seed: min(collapse.loc[seed, tr], cap) - min(collapse.loc[seed, b], cap) for seed in earlier}
+    seen = np.isfinite(collapse[[b, tr]]).any(axis=1)
+    capped = collapse.clip(upper=cap)
+    earlier = {int(seed): float(capped.loc[seed, tr] - capped.loc[seed, b]) for seed in collapse.index[seen]}
     speed = row("C10", C10, "iterations to reach each matched proxy level, Temp-Reweight minus baseline, mean over "
                 "levels < 0", [tr, b], by_seed(diff, lambda d: (d[tr] - d[b]).mean()), -math.inf, 0.0, SRC_MATCHED)
     check = (f"first evaluation with Average(gold) < {COLLAPSE:g}, Temp-Reweight minus baseline < 0 (a run that never "
@@ -510,7 +516,8 @@ def claims_table(root: Path, settings: dict[str, Any]) -> pd.DataFrame:
 
 
 def formatted(claims: pd.DataFrame) -> pd.DataFrame:
-    """The table for reading: verdict first, 'mean [95% interval]', per-seed values and where each row comes from."""
+    """The table for reading: verdict first, the paper's words once per claim ('"' below), 'mean [95% interval]',
+    per-seed values and where each row comes from."""
     def value(r: pd.Series) -> str:
         if not math.isfinite(r["mean"]):
             return ""
@@ -520,8 +527,9 @@ def formatted(claims: pd.DataFrame) -> pd.DataFrame:
     verdict = [v + (f" ({r})" if r else "") + (f"; about {int(n)} seeds would decide" if pd.notna(n) else "")
                for v, r, n in zip(claims.verdict, claims.reason, claims.seeds_needed)]
     keys = [c for c in ("backbone", "task") if c in claims]
+    repeated = claims.duplicated(subset=[*keys, "id", "claim"])
     return pd.DataFrame({**{k: claims[k] for k in keys}, "id": claims.id, "verdict": verdict,
-                         "claim (paper)": claims.claim, "check (holds inside the stated band)": claims.check,
+                         "claim (paper)": claims.claim.where(~repeated, '"'), "check (holds inside the stated band)": claims.check,
                          "variants": claims.variants, "mean [95% t-interval over seeds]": [value(r) for _, r in claims.iterrows()],
                          "per seed": claims.per_seed, "paper": claims.paper, "from": claims.source})
 
