@@ -77,7 +77,9 @@ class Setting:
 
     @property
     def sampler(self) -> str | None:
-        return self.configs[self.baseline]["sampler"] if self.baseline else None
+        """The baseline's sampler (else the first variant's): the roles of the ablation rows are taken on it."""
+        first = self.baseline or next(iter(self.configs), None)
+        return self.configs[first]["sampler"] if first else None
 
     def role(self, method: str, sampler: str | None = None) -> str | None:
         """The paper-faithful variant of a method on the baseline's sampler (or the one given)."""
