@@ -5,6 +5,7 @@ python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings ana
 python -m analysis claims  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
 python -m analysis claims_summary --tables results/<exp>/*/*/tables/claims.csv --out DIR
+python -m analysis readme  --tables results/nano/tables/claims.md --out README.md   (quote it between the markers)
 
 ``analysis.yaml`` (written by the workflow): gold metric names, the baseline / normalised pair of
 the histograms, the ablation rows, the setting's variants and each variant's clip range.
@@ -87,6 +88,20 @@ def claims_summary(tables: list[Path], out: Path) -> None:
         frames.append(frame.assign(backbone=setting.parent.name, task=setting.name))
     table = pd.concat(frames, ignore_index=True)
     claim_checks.write_claims(table[["backbone", "task", *claim_checks.COLUMNS]], out / "claims")
+
+
+README_BEGIN = "<!-- claims table: BEGIN (python -m analysis readme writes it; do not edit by hand) -->"
+README_END = "<!-- claims table: END -->"
+
+
+def readme(table: Path, out: Path) -> None:
+    """Quote a claims.md between README_BEGIN and README_END of ``out``."""
+    text = out.read_text()
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1:
+        raise ValueError(f"{out} needs exactly one line {README_BEGIN!r} and one {README_END!r} around the claims table")
+    head, rest = text.split(README_BEGIN)
+    tail = rest.split(README_END)[1]
+    out.write_text(f"{head}{README_BEGIN}\n{table.read_text().strip()}\n{README_END}{tail}")
 
 
 def comparison(runs: Path, settings: dict[str, Any], name: str, out: Path) -> None:
@@ -174,14 +189,17 @@ def summary(tables: list[Path], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["tables", "comparison", "figures", "claims", "summary", "claims_summary"])
+    parser.add_argument("what", choices=["tables", "comparison", "figures", "claims", "summary", "claims_summary", "readme"])
     parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
     parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
     parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
     parser.add_argument("--tables", type=Path, nargs="+",
-                        help="main_raw.csv (summary) or claims.csv (claims_summary) of every setting")
+                        help="main_raw.csv (summary) or claims.csv (claims_summary) of every setting; claims.md (readme)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
+    if args.what == "readme":
+        readme(args.tables[0], args.out)
+        return 0
     if args.what in ("summary", "claims_summary"):
         (summary if args.what == "summary" else claims_summary)(args.tables, args.out)
         return 0

@@ -259,3 +259,19 @@ def test_the_paper_beside_ours_on_a_setting_named_like_the_paper(tmp_path):
     assert guard["HPSv2 diff"] == pytest.approx(0.26 - 0.254) and guard["Avg(gold) measured"] == 0.9
     assert guard["Avg(gold) paper"] == 0.89 and guard["proxy paper"] == 0.95
     assert beside.xs("base", level="variant").iloc[0]["UnifiedReward paper"] == 3.31
+
+
+def test_readme_quotes_the_claims_table_between_its_markers(tmp_path):
+    from analysis.__main__ import README_BEGIN, README_END
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\ntext before\n{README_BEGIN}\nstale table\n{README_END}\ntext after\n")
+    table = tmp_path / "claims.md"
+    table.write_text("caption\n\n| id | verdict |\n|---|---|\n| C1 | reproduced |\n")
+    assert main(["readme", "--tables", str(table), "--out", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale table" not in text and "| C1 | reproduced |" in text
+    assert text.startswith("# x\n\ntext before\n") and text.endswith(f"{README_END}\ntext after\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="claims table: BEGIN"):
+        main(["readme", "--tables", str(table), "--out", str(readme)])
