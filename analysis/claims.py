@@ -31,7 +31,7 @@ FAR_LESS = 0.5            # C3: A>0 upper clips at most half as often as A<0 low
 SYMMETRIC = (2 / 3, 3 / 2)  # C4: ratio of the two clip fractions
 ABOUT = 2.0               # C5: "about x" = within a factor 2 of x
 PAPER_SPREAD = {"baseline": 20.0, "grpo_guard": 2.5}
-RELATIVE_ERROR = 0.2      # C2: |measured + b| / b per step
+RELATIVE_ERROR = 0.2      # C2: |measured + b| / b at the low-noise steps, where the shift is resolved
 COLLAPSE = 0.5            # C10: a run has collapsed once Average(gold) falls below half the base model's
 PROXY_TOLERANCE = 0.1     # C11/C12: a proxy "no lower" within 10% of the baseline's proxy gain over the base
 GOLD_TOLERANCE = 0.05     # C12: Average(gold) unchanged within 0.05 (5% of the base model)
@@ -217,13 +217,24 @@ C2 = "E[log r_k] = -|dmu|^2 / (2 s_k^2) < 0: the ratio is shifted below 1 by a s
 
 
 def c2_predicted_shift(s: Setting) -> list[dict[str, Any]]:
-    """C2: max_k |mean log r_k - (-b_k)| / b_k below RELATIVE_ERROR (b = the logged bias, per-dimension mean)."""
+    """C2: measured mean log r_k = -b_k within its standard error at every step (Bonferroni over the steps), and
+    relative error |mean log r_k + b_k| / b_k below RELATIVE_ERROR where the shift is resolved (low-noise half)."""
     b = s.baseline
     if not has_steps(s, b, "bias_mean"):
         return [untested("C2", C2, "measured vs predicted mean", "no baseline run with steps.jsonl", SRC_STEPS)]
-    error = per_seed(s.per_step, b, lambda g: ((g.log_ratio_mean + g.bias_mean).abs() / g.bias_mean.abs()).max())
-    return [row("C2", C2, f"max over steps of |measured mean - predicted (-b)| / b < {RELATIVE_ERROR:g}", [b],
-                error, 0.0, RELATIVE_ERROR, SRC_STEPS + " (predicted_mean)")]
+    raw = s.steps[s.steps.variant == b]
+    z_max = bonferroni_z(raw.step.nunique())
+    z = {int(seed): max_z(part.log_ratio_mean + part.bias_mean, part.log_ratio_std, part)
+         for seed, part in raw.groupby("seed")}
+
+    def relative(g: pd.DataFrame) -> float:
+        low = low_noise(g.index.get_level_values("step"))
+        return float(((g.log_ratio_mean + g.bias_mean).abs() / g.bias_mean.abs()).to_numpy()[low].max())
+
+    return [row("C2", C2, f"max over steps of |measured mean - predicted (-b)| / its standard error < {z_max:.2f} "
+                "(Bonferroni 95%)", [b], z, 0.0, z_max, SRC_STEPS + " (predicted_mean)"),
+            row("C2", C2, f"low-noise half of the steps: max of |measured mean - predicted (-b)| / b < {RELATIVE_ERROR:g}",
+                [b], per_seed(s.per_step, b, relative), 0.0, RELATIVE_ERROR, SRC_STEPS + " (predicted_mean)")]
 
 
 C3 = ("Positive-advantage samples almost never pass 1 + eps_clip, so their updates are never clipped; negative ones "
@@ -250,13 +261,18 @@ def c3_clip_asymmetry(s: Setting) -> list[dict[str, Any]]:
 C4 = "RatioNorm centres the log-ratio at 0 with a step-independent spread; clipping fires symmetrically"
 
 
-def centred_z(raw: pd.DataFrame) -> float:
-    """max_k |mean_k| / SE_k of the normalised log-ratio, SE_k = sqrt(sum_i n_i std_i^2) / sum_i n_i over minibatches."""
-    z = []
-    for step, rows in raw.groupby("step"):
-        se = math.sqrt(float((rows.n * rows.norm_log_ratio_std ** 2).sum())) / float(rows.n.sum())
-        z.append(abs(float((rows.n * rows.norm_log_ratio_mean).sum() / rows.n.sum())) / se if se > 0 else math.nan)
-    return max(z)
+def bonferroni_z(steps: int, level: float = 0.95) -> float:
+    """z_{1 - (1 - level) / (2 K)}: a two-sided bound that all K steps' z-scores stay below under the null."""
+    return float(sps.norm.ppf(1 - (1 - level) / (2 * steps)))
+
+
+def max_z(value: pd.Series, std: pd.Series, raw: pd.DataFrame) -> float:
+    """max_k |mean_k| / SE_k of a per-minibatch mean ``value`` with per-minibatch std ``std`` over n samples:
+    mean_k = sum_i n_i value_i / N, SE_k = sqrt(sum_i n_i std_i^2) / N (samples reused across inner epochs make
+    the SE optimistic)."""
+    frame = pd.DataFrame({"step": raw.step, "n": raw.n, "nv": raw.n * value, "nvar": raw.n * std ** 2})
+    sums = frame.groupby("step")[["n", "nv", "nvar"]].sum()
+    return float(((sums.nv / sums.n).abs() / (np.sqrt(sums.nvar) / sums.n)).max())
 
 
 def c4_normalised(s: Setting) -> list[dict[str, Any]]:
@@ -269,11 +285,10 @@ def c4_normalised(s: Setting) -> list[dict[str, Any]]:
                                 f"no {method} run on the baseline's sampler with steps.jsonl", SRC_STEPS, [method]))
             continue
         raw = s.steps[s.steps.variant == v]
-        k = raw.step.nunique()
-        z_max = float(sps.norm.ppf(1 - 0.05 / (2 * k)))
-        out.append(row("C4", C4, f"max over {k} steps of |normalised mean| / its standard error < {z_max:.2f} "
-                       "(Bonferroni 95%; minibatches reuse samples across inner epochs, so the SE is optimistic)", [v],
-                       {int(seed): centred_z(part) for seed, part in raw.groupby("seed")}, 0.0, z_max, SRC_STEPS))
+        z_max = bonferroni_z(raw.step.nunique())
+        z = {int(seed): max_z(part.norm_log_ratio_mean, part.norm_log_ratio_std, part) for seed, part in raw.groupby("seed")}
+        out.append(row("C4", C4, f"max over steps of |normalised mean| / its standard error < {z_max:.2f} "
+                       "(Bonferroni 95%)", [v], z, 0.0, z_max, SRC_STEPS))
         out.append(row("C4", C4, f"low-noise half: (A>0 above 1+eps) / (A<0 below 1-eps) in "
                        f"[{SYMMETRIC[0]:.2f}, {SYMMETRIC[1]:.2f}]", [v], per_seed(s.per_step, v, clip_ratio),
                        *SYMMETRIC, SRC_CLIP))
