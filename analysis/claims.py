@@ -23,7 +23,7 @@ from scipy import stats as sps
 
 from analysis.runs import read_runs, run_folders
 from analysis.stats import NOT_TESTED, judge
-from analysis.tables import base_metrics, final_rows, matched_proxy, with_average_gold
+from analysis.tables import base_metrics, matched_proxy, with_average_gold
 from guard.schedule import SCHEDULES
 
 BASELINE_METHODS = ("flowgrpo", "dancegrpo")
@@ -115,17 +115,20 @@ class Setting:
         return self.steps.groupby(["variant", "seed", "step"])[columns].mean()
 
     @cached_property
+    def raw_evals(self) -> pd.DataFrame:
+        return self.read("eval.jsonl")
+
+    @cached_property
     def gold(self) -> list[str]:
-        evals = self.read("eval.jsonl")
-        return [g for g in self.settings["gold"] if g in evals.columns]
+        """The setting's gold metrics that the training-time evaluation scores (a setting may score some only at the end)."""
+        return [g for g in self.settings["gold"] if g in self.raw_evals.columns]
 
     @cached_property
     def evals(self) -> pd.DataFrame:
         """eval.jsonl of every run with avg_gold relative to the iteration-0 evaluation (as the comparison tables)."""
-        evals = self.read("eval.jsonl")
-        if evals.empty:
-            return evals
-        return with_average_gold(evals, base_metrics(evals, self.gold), self.gold)
+        if self.raw_evals.empty:
+            return self.raw_evals
+        return with_average_gold(self.raw_evals, base_metrics(self.raw_evals, self.gold), self.gold)
 
     @cached_property
     def scores(self) -> pd.DataFrame:
