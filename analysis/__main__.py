@@ -178,10 +178,12 @@ def summary(tables: list[Path], out: Path) -> None:
                and raw[c].notna().all()]
     write_table(formatted(raw, columns), str(out / "main"),
                 "Every setting: proxy, gold metrics and Average(gold) vs the backbone's base model; mean ± std over seeds.")
-    write_table(beside_paper(raw.reset_index()), str(out / "main_vs_paper"),
+    beside = beside_paper(raw.reset_index())
+    write_table(beside, str(out / "main_vs_paper"),
                 "The rows of the paper's main table this experiment ran (matched by backbone, task and method): paper | "
                 "measured (mean over seeds) | measured - paper, each on the paper's scale (UnifiedReward as the judge's 1-5 "
-                "score: the measured /5 score times 5; Average(gold) unchanged).")
+                "score: the measured /5 score times 5; Average(gold) unchanged)."
+                + (" No setting of this experiment is in the paper's main table." if beside.empty else ""))
     paper = PAPER_MAIN.assign(avg_gold_recomputed=paper_average_gold().round(2))
     write_table(paper.set_index(["backbone", "method"]), str(out / "paper_main"),
                 "The paper's main table with Average(gold) recomputed from its raw gold metrics.")

@@ -546,7 +546,7 @@ def formatted(claims: pd.DataFrame) -> pd.DataFrame:
         return f"{r['mean']:.3g}{ci}"
 
     verdict = [v + (f" ({r})" if r else "") + (f"; about {int(n)} seeds would decide" if pd.notna(n) else "")
-               for v, r, n in zip(claims.verdict, claims.reason, claims.seeds_needed)]
+               for v, r, n in zip(claims.verdict, claims.reason.fillna(""), claims.seeds_needed)]
     keys = [c for c in ("backbone", "task") if c in claims]
     repeated = claims.duplicated(subset=[*keys, "id", "claim"])
     return pd.DataFrame({**{k: claims[k] for k in keys}, "id": claims.id, "verdict": verdict,
