@@ -23,7 +23,7 @@ from scipy import stats as sps
 
 from analysis.runs import read_runs, run_folders
 from analysis.stats import NOT_TESTED, judge
-from analysis.tables import base_metrics, matched_proxy, with_average_gold
+from analysis.tables import PAPER_BACKBONE, PAPER_MAIN, PAPER_TASK, base_metrics, matched_proxy, with_average_gold
 from guard.schedule import SCHEDULES
 
 BASELINE_METHODS = ("flowgrpo", "dancegrpo")
@@ -486,6 +486,17 @@ def proxy_tolerance(s: Setting, baseline: str) -> float:
     return PROXY_TOLERANCE * abs(gain)
 
 
+def paper_pair(s: Setting, baseline: str, guard: str, column: str) -> str:
+    """The paper's GRPO-Guard minus baseline ``column`` where the setting is in its main table, else ''."""
+    c = s.configs[guard]
+    rows = PAPER_MAIN[(PAPER_MAIN.backbone == PAPER_BACKBONE.get(c["backbone"]["name"]))
+                      & (PAPER_MAIN.task == PAPER_TASK.get(c["task"]["reward"]))].set_index("method")[column]
+    method = s.configs[baseline]["variant"]
+    if {method, "grpo_guard"} <= set(rows.index):
+        return f"{rows['grpo_guard']:.2f} - {rows[method]:.2f} = {rows['grpo_guard'] - rows[method]:+.2f}"
+    return ""
+
+
 def c11_main_table(s: Setting) -> list[dict[str, Any]]:
     """C11, per pair: final Average(gold) guard - baseline > 0, and final proxy guard - baseline >= -tolerance."""
     if not s.pairs or s.scores.empty:
@@ -494,10 +505,11 @@ def c11_main_table(s: Setting) -> list[dict[str, Any]]:
     for b, g in s.pairs:
         tol = proxy_tolerance(s, b)
         out.append(row("C11", C11, "final Average(gold), GRPO-Guard minus baseline > 0", [g, b],
-                       final_pairs(s, g, b, "avg_gold"), 0.0, math.inf, SRC_MAIN))
+                       final_pairs(s, g, b, "avg_gold"), 0.0, math.inf, SRC_MAIN,
+                       paper_pair(s, b, g, "avg_gold_printed")))
         out.append(row("C11", C11, f"final proxy, GRPO-Guard minus baseline >= -{tol:.3g} ({PROXY_TOLERANCE:g} x the "
                        "baseline's proxy gain over the base)", [g, b], final_pairs(s, g, b, "proxy"), -tol, math.inf,
-                       SRC_MAIN))
+                       SRC_MAIN, paper_pair(s, b, g, "proxy")))
     return out
 
 
@@ -545,8 +557,10 @@ def formatted(claims: pd.DataFrame) -> pd.DataFrame:
         ci = f" [{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if math.isfinite(r.ci95_low) else ""
         return f"{r['mean']:.3g}{ci}"
 
+    text = ["claim", "check", "variants", "per_seed", "reason", "paper", "source"]
+    claims = claims.assign(**{c: claims[c].fillna("").astype(str) for c in text})  # a CSV read back has NaN for ''
     verdict = [v + (f" ({r})" if r else "") + (f"; about {int(n)} seeds would decide" if pd.notna(n) else "")
-               for v, r, n in zip(claims.verdict, claims.reason.fillna(""), claims.seeds_needed)]
+               for v, r, n in zip(claims.verdict, claims.reason, claims.seeds_needed)]
     keys = [c for c in ("backbone", "task") if c in claims]
     repeated = claims.duplicated(subset=[*keys, "id", "claim"])
     return pd.DataFrame({**{k: claims[k] for k in keys}, "id": claims.id, "verdict": verdict,
