@@ -235,9 +235,9 @@ def c2_predicted_shift(s: Setting) -> list[dict[str, Any]]:
         return float(((g.log_ratio_mean + g.bias_mean).abs() / g.bias_mean.abs()).to_numpy()[low].max())
 
     return [row("C2", C2, f"max over steps of |measured mean - predicted (-b)| / its standard error < {z_max:.2f} "
-                "(Bonferroni 95%)", [b], z, 0.0, z_max, SRC_STEPS + " (predicted_mean)"),
+                "(Bonferroni 95%)", [b], z, -math.inf, z_max, SRC_STEPS + " (predicted_mean)"),
             row("C2", C2, f"low-noise half of the steps: max of |measured mean - predicted (-b)| / b < {RELATIVE_ERROR:g}",
-                [b], per_seed(s.per_step, b, relative), 0.0, RELATIVE_ERROR, SRC_STEPS + " (predicted_mean)")]
+                [b], per_seed(s.per_step, b, relative), -math.inf, RELATIVE_ERROR, SRC_STEPS + " (predicted_mean)")]
 
 
 C3 = ("Positive-advantage samples almost never pass 1 + eps_clip, so their updates are never clipped; negative ones "
@@ -258,7 +258,7 @@ def c3_clip_asymmetry(s: Setting) -> list[dict[str, Any]]:
     if not has_steps(s, b, "clip_pos_upper"):
         return [untested("C3", C3, "clip fractions by advantage sign", "no baseline run with steps.jsonl", SRC_CLIP)]
     return [row("C3", C3, f"low-noise half of the steps: (A>0 above 1+eps) / (A<0 below 1-eps) <= {FAR_LESS:g} "
-                "('far less often': at most half)", [b], per_seed(s.per_step, b, clip_ratio), 0.0, FAR_LESS, SRC_CLIP)]
+                "('far less often': at most half)", [b], per_seed(s.per_step, b, clip_ratio), -math.inf, FAR_LESS, SRC_CLIP)]
 
 
 C4 = "RatioNorm centres the log-ratio at 0 with a step-independent spread; clipping fires symmetrically"
@@ -291,7 +291,7 @@ def c4_normalised(s: Setting) -> list[dict[str, Any]]:
         z_max = bonferroni_z(raw.step.nunique())
         z = {int(seed): max_z(part.norm_log_ratio_mean, part.norm_log_ratio_std, part) for seed, part in raw.groupby("seed")}
         out.append(row("C4", C4, f"max over steps of |normalised mean| / its standard error < {z_max:.2f} "
-                       "(Bonferroni 95%)", [v], z, 0.0, z_max, SRC_STEPS))
+                       "(Bonferroni 95%)", [v], z, -math.inf, z_max, SRC_STEPS))
         out.append(row("C4", C4, f"low-noise half: (A>0 above 1+eps) / (A<0 below 1-eps) in "
                        f"[{SYMMETRIC[0]:.2f}, {SYMMETRIC[1]:.2f}]", [v], per_seed(s.per_step, v, clip_ratio),
                        *SYMMETRIC, SRC_CLIP))

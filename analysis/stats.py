@@ -2,8 +2,9 @@
 
 With n seeds of mean m and sample std sd, the interval is m +- t_{0.975, n-1} sd / sqrt(n) (Student t,
 seeds treated as independent draws). A claim holds where its values lie in a band [lo, hi] (one side
-may be infinite): the interval inside the band is ``reproduced``, outside it ``not reproduced``, across an
-edge ``inconclusive``.
+may be infinite: a one-sided claim such as "z < 2.77" has no lower edge, so a t-interval of a non-negative
+quantity reaching below 0 does not make it inconclusive): the interval inside the band is ``reproduced``,
+outside it ``not reproduced``, across an edge ``inconclusive``.
 """
 
 from __future__ import annotations
