@@ -21,6 +21,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/nano/report.html
+	@echo "claims:  results/nano/tables/claims.md (the paper's claims as checks: verdicts with 95% intervals over seeds)"
 	@echo "report:  results/nano/report.html"
 	@echo "tables:  results/nano/tables/main.md, results/nano/nano/composition/tables/ (ablation.md, step_diagnostics.csv, ...)"
 	@echo "figures: results/nano/nano/composition/figures/"

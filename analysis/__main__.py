@@ -2,7 +2,10 @@
 
 python -m analysis tables  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
+python -m analysis claims  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
+python -m analysis claims_summary --tables results/<exp>/*/*/tables/claims.csv --out DIR
+python -m analysis readme  --tables results/nano/tables/claims.md --out README.md   (quote it between the markers)
 python -m analysis histograms --runs results/<exp>/<backbone>/<task> [--variants V ..] [--seeds N ..]
     [--iterations N ..] [--steps K ..] [--form raw|normalised|used] [--sharex none|row|all] --out FILE.png|.pdf
 
@@ -20,10 +23,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis import claims as claim_checks
 from analysis import figures
 from analysis.histograms import FORMS, NotRecordedError, histogram_figure, load_samples, write_figure
 from analysis.runs import read_runs, run_folders
-from analysis.tables import (PAPER_MAIN, base_metrics, final_rows, formatted, matched_proxy,
+from analysis.tables import (PAPER_MAIN, base_metrics, beside_paper, final_rows, formatted, matched_proxy,
                              paper_average_gold, summarise, with_average_gold, write_table)
 
 STEP_COLUMNS = ["log_ratio_mean", "log_ratio_std", "bias_mean", "norm_log_ratio_mean", "norm_log_ratio_std",
@@ -53,11 +57,55 @@ def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
     final = summarise(scored, columns).reindex([v for v in settings["variants"] if v in set(scored.variant)])
     base_row = pd.DataFrame({"seeds": [0], **{c: [base.get(c, 1.0)] for c in columns}}, index=["base"])
     main = pd.concat([base_row.assign(**{f"{c}_std": 0.0 for c in columns}), final])
-    main.to_csv(out / "main_raw.csv")
+    main.join(paper_keys(runs, settings)).to_csv(out / "main_raw.csv")
     write_table(formatted(main, columns), str(out / "main"),
                 "Final evaluation (last checkpoint, EMA weights, fixed-seed images scored by the score rule): proxy "
                 "(and its breakdown, e.g. GenEval's accuracy per tag), gold metrics and Average(gold) vs the base "
                 "model; mean ± std over seeds.")
+
+
+def paper_keys(runs: Path, settings: dict[str, Any]) -> pd.DataFrame:
+    """Per row of the main table, what matches it to the paper's: the method of a paper-faithful variant (a
+    public-script preset gets none), the backbone's name and the task's reward, from the runs' own configs."""
+    setting = claim_checks.Setting(runs, settings)
+    faithful = set(setting.faithful.values())
+    keys = {v: (c["variant"] if v in faithful else "", c["backbone"]["name"], c["task"]["reward"])
+            for v, c in setting.configs.items()}
+    first = next(iter(keys.values()), ("", "", ""))
+    keys["base"] = ("base", first[1], first[2])
+    return pd.DataFrame.from_dict(keys, orient="index", columns=["method", "backbone_name", "reward"])
+
+
+def claims(runs: Path, settings: dict[str, Any], out: Path) -> None:
+    """The paper's claims C1..C12 as checks on this setting's runs: claims.{csv,md,tex}."""
+    out.mkdir(parents=True, exist_ok=True)
+    claim_checks.write_claims(claim_checks.claims_table(runs, settings), out / "claims")
+
+
+def claims_summary(tables: list[Path], out: Path) -> None:
+    """Every setting's claims table in one, rows keyed by backbone and task."""
+    out.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for path in tables:
+        setting = path.parent.parent  # results/<exp>/<backbone>/<task>/tables/claims.csv
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        frames.append(frame.assign(backbone=setting.parent.name, task=setting.name))
+    table = pd.concat(frames, ignore_index=True)
+    claim_checks.write_claims(table[["backbone", "task", *claim_checks.COLUMNS]], out / "claims")
+
+
+README_BEGIN = "<!-- claims table: BEGIN (python -m analysis readme writes it; do not edit by hand) -->"
+README_END = "<!-- claims table: END -->"
+
+
+def readme(table: Path, out: Path) -> None:
+    """Quote a claims.md between README_BEGIN and README_END of ``out``."""
+    text = out.read_text()
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1:
+        raise ValueError(f"{out} needs exactly one line {README_BEGIN!r} and one {README_END!r} around the claims table")
+    head, rest = text.split(README_BEGIN)
+    tail = rest.split(README_END)[1]
+    out.write_text(f"{head}{README_BEGIN}\n{table.read_text().strip()}\n{README_END}{tail}")
 
 
 def comparison(runs: Path, settings: dict[str, Any], name: str, out: Path) -> None:
@@ -131,6 +179,12 @@ def summary(tables: list[Path], out: Path) -> None:
                and raw[c].notna().all()]
     write_table(formatted(raw, columns), str(out / "main"),
                 "Every setting: proxy, gold metrics and Average(gold) vs the backbone's base model; mean ± std over seeds.")
+    beside = beside_paper(raw.reset_index())
+    write_table(beside, str(out / "main_vs_paper"),
+                "The rows of the paper's main table this experiment ran (matched by backbone, task and method): paper | "
+                "measured (mean over seeds) | measured - paper, each on the paper's scale (UnifiedReward as the judge's 1-5 "
+                "score: the measured /5 score times 5; Average(gold) unchanged)."
+                + (" No setting of this experiment is in the paper's main table." if beside.empty else ""))
     paper = PAPER_MAIN.assign(avg_gold_recomputed=paper_average_gold().round(2))
     write_table(paper.set_index(["backbone", "method"]), str(out / "paper_main"),
                 "The paper's main table with Average(gold) recomputed from its raw gold metrics.")
@@ -138,13 +192,15 @@ def summary(tables: list[Path], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["tables", "comparison", "figures", "summary", "histograms"])
+    parser.add_argument("what", choices=["tables", "comparison", "figures", "claims", "summary", "claims_summary",
+                                         "readme", "histograms"])
     parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
     parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
     parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
-    parser.add_argument("--tables", type=Path, nargs="+", help="main_raw.csv of every setting (summary)")
+    parser.add_argument("--tables", type=Path, nargs="+",
+                        help="main_raw.csv (summary) or claims.csv (claims_summary) of every setting; claims.md (readme)")
     parser.add_argument("--out", required=True, type=Path,
-                        help="a folder; for histograms a .png or .pdf file (no suffix: both)")
+                        help="a folder; for histograms a .png or .pdf file (no suffix: both); for readme the README")
     histograms = parser.add_argument_group("histograms (one panel per step and per variant x iteration, seeds pooled)")
     histograms.add_argument("--variants", nargs="+", default=[], help="default: every variant with logratios.jsonl")
     histograms.add_argument("--seeds", nargs="+", type=int, default=[], help="default: every seed")
@@ -155,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     histograms.add_argument("--sharex", choices=["none", "row", "all"], default="none",
                             help="x-axis per panel (default), shared along a row, or by all panels")
     args = parser.parse_args(argv)
-    if args.what == "summary":
-        summary(args.tables, args.out)
+    if args.what == "readme":
+        readme(args.tables[0], args.out)
+        return 0
+    if args.what in ("summary", "claims_summary"):
+        (summary if args.what == "summary" else claims_summary)(args.tables, args.out)
         return 0
     if args.what == "histograms":
         if args.runs is None:
@@ -175,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "tables":
         tables(args.runs, settings, args.out)
         step_diagnostics(args.runs, settings, args.out)
+    elif args.what == "claims":
+        claims(args.runs, settings, args.out)
     elif args.what == "comparison":
         comparison(args.runs, settings, args.name, args.out)
     else:

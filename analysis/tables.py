@@ -31,6 +31,14 @@ PAPER_MAIN = pd.DataFrame(
 )
 
 
+# Names of this harness (backbone.name, task.reward, gold metric) -> the paper's, and the paper's scale of a metric
+PAPER_BACKBONE = {"sd35": "SD3.5-M", "flux": "FLUX.1-dev"}
+PAPER_TASK = {"geneval": "GenEval", "ocr": "OCR", "pickscore": "PickScore"}
+PAPER_METRIC = {"proxy": "proxy", "hpsv2": "HPSv2", "imagereward": "ImageReward", "unifiedreward": "UnifiedReward",
+                "avg_gold": "avg_gold_printed"}
+PAPER_SCALE = {"unifiedreward": 5.0}  # eval/unifiedreward.py returns the judge's 1-5 score / 5
+
+
 def average_gold(metrics: Mapping[str, float], base: Mapping[str, float], names: Sequence[str]) -> float:
     """Average(gold) = mean_m relative(metric_m, base_m)."""
     return float(np.mean([relative_gold(n, metrics[n], base[n]) for n in names]))
@@ -45,6 +53,32 @@ def paper_average_gold(table: pd.DataFrame = PAPER_MAIN) -> pd.Series:
     """Average(gold) of each paper row, relative to its backbone's base row."""
     bases = table[table.method == "base"].set_index("backbone")[list(PAPER_GOLD)]
     return table.apply(lambda r: average_gold(r, bases.loc[r.backbone], PAPER_GOLD), axis=1)
+
+
+def beside_paper(rows: pd.DataFrame) -> pd.DataFrame:
+    """paper | measured | measured - paper per metric, for main-table rows (columns method, backbone_name, reward,
+    mean metrics) that are in the paper's main table; measured values on the paper's scale (PAPER_SCALE)."""
+    paper_tasks = PAPER_MAIN.dropna(subset=["task"]).groupby("backbone").task.agg(set)
+    cells = []
+    for _, r in rows.iterrows():
+        backbone, task = PAPER_BACKBONE.get(r.get("backbone_name")), PAPER_TASK.get(r.get("reward"))
+        if backbone is None or task not in paper_tasks.get(backbone, set()):
+            continue
+        match = PAPER_MAIN[(PAPER_MAIN.backbone == backbone) & (PAPER_MAIN.method == r.get("method"))
+                           & ((PAPER_MAIN.task == task) | (PAPER_MAIN.method == "base"))]
+        if match.empty:
+            continue
+        paper = match.iloc[0]
+        cell = {"backbone": r.backbone, "task": r.task, "variant": r.variant, "paper row": f"{backbone} {paper.method}"}
+        for ours, theirs in PAPER_METRIC.items():
+            measured = float(r[ours]) * PAPER_SCALE.get(ours, 1.0) if ours in r and pd.notna(r[ours]) else float("nan")
+            reference = float(paper[theirs]) if pd.notna(paper[theirs]) else float("nan")
+            name = "Avg(gold)" if ours == "avg_gold" else theirs
+            cell.update({f"{name} paper": reference, f"{name} measured": measured, f"{name} diff": measured - reference})
+        cells.append(cell)
+    columns = ["backbone", "task", "variant", "paper row"] + [f"{n} {k}" for n in ("proxy", *PAPER_GOLD, "Avg(gold)")
+                                                              for k in ("paper", "measured", "diff")]
+    return pd.DataFrame(cells, columns=columns).set_index(["backbone", "task", "variant"])
 
 
 def summarise(rows: pd.DataFrame, columns: Sequence[str], by: str = "variant") -> pd.DataFrame:

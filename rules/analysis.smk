@@ -1,4 +1,5 @@
-# Stage 3: per setting, tables and figures from the run files; then the experiment's main table.
+# Stage 3: per setting, tables, figures and the paper's claims as checks from the run files; then the experiment's
+# main table (beside the paper's) and claims table.
 
 
 rule analysis_config:
@@ -15,6 +16,58 @@ rule analysis_config:
         gpus=0,
     run:
         write_yaml(output[0], params.settings)
+
+
+rule claims:
+    input:
+        settings=f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
+        runs=setting_finals,
+        scores=setting_scores,
+    output:
+        report(f"{RESULTS}/{{backbone}}/{{task}}/tables/claims.md", caption="../workflow/report/claims.rst",
+               category="Claims", subcategory="{backbone} / {task}"),
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/claims.csv",
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/claims.tex",
+    params:
+        runs=lambda w, output: os.path.dirname(os.path.dirname(output[0])),
+        out=lambda w, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/claims_{{backbone}}_{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims_{{backbone}}_{{task}}.tsv"
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("analysis", "runtime", 10),
+        mem_mb=res("analysis", "mem_mb", 4000),
+        gpus=0,
+        **slurm_res("analysis"),
+    shell:
+        "python -m analysis claims --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
+
+
+rule claims_summary:
+    input:
+        [f"{RESULTS}/{b}/{t}/tables/claims.csv" for b, t in SETTINGS],
+    output:
+        report(f"{RESULTS}/tables/claims.md", caption="../workflow/report/claims_summary.rst", category="Claims"),
+        f"{RESULTS}/tables/claims.csv",
+        f"{RESULTS}/tables/claims.tex",
+    params:
+        out=lambda w, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/claims_summary.log",
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("analysis", "runtime", 10),
+        mem_mb=res("analysis", "mem_mb", 4000),
+        gpus=0,
+        **slurm_res("analysis"),
+    shell:
+        "python -m analysis claims_summary --tables {input} --out {params.out} > {log} 2>&1"
 
 
 rule tables:
@@ -144,6 +197,9 @@ rule summary:
         report(f"{RESULTS}/tables/paper_main.md", caption="../workflow/report/summary.rst", category="Tables"),
         f"{RESULTS}/tables/paper_main.csv",
         f"{RESULTS}/tables/paper_main.tex",
+        report(f"{RESULTS}/tables/main_vs_paper.md", caption="../workflow/report/main_vs_paper.rst", category="Tables"),
+        f"{RESULTS}/tables/main_vs_paper.csv",
+        f"{RESULTS}/tables/main_vs_paper.tex",
     params:
         out=lambda w, output: os.path.dirname(output[0]),
     log:

@@ -168,11 +168,11 @@ def all_targets():
     per_setting = [f"{RESULTS}/{b}/{t}" for b, t in SETTINGS]
     return (
         lora_exports()
-        + [f"{d}/tables/main.{ext}" for d in per_setting for ext in ("csv", "md", "tex")]
+        + [f"{d}/tables/{name}.{ext}" for d in per_setting for name in ("main", "claims") for ext in ("csv", "md", "tex")]
         + [f"{RESULTS}/{b}/{t}/tables/{c}.{ext}" for b, t in SETTINGS for c in comparisons(b, t) for ext in ("csv", "md", "tex")]
         + [f"{d}/figures/{name}.{ext}" for d in per_setting for name in FIGURES for ext in ("png", "pdf")]
         + [f for b, t in SETTINGS for f in histogram_figures(b, t)]
-        + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["main", "paper_main"], ext=["csv", "md", "tex"])
+        + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["claims", "main", "paper_main", "main_vs_paper"], ext=["csv", "md", "tex"])
     )
 
 

@@ -54,10 +54,13 @@ def test_main_table_keeps_a_proxy_breakdown_and_the_summary_drops_it(tmp_path):
         write(runs / "base", {"proxy": 0.5, **extra, "hpsv2": 0.3})
         write(runs / "grpo_guard" / "seed0", {"proxy": 0.9, **{k: 0.75 for k in extra}, "hpsv2": 0.27})
         (runs / "grpo_guard" / "seed0" / "final.json").write_text("{}")
+        (runs / "grpo_guard" / "seed0" / "config.yaml").write_text(
+            f"variant: grpo_guard\nsampler: flowgrpo\nbackbone: {{name: sd35}}\ntask: {{reward: {task}}}\n")
         tables(runs, {"gold": ["hpsv2"], "variants": ["grpo_guard"]}, runs / "tables")
     main = pd.read_csv(tmp_path / "sd35" / "geneval" / "tables" / "main_raw.csv", index_col=0)
     assert main.loc["grpo_guard", "geneval_counting"] == 0.75 and main.loc["base", "geneval_counting"] == 0.5
     assert main.loc["grpo_guard", "avg_gold"] == pytest.approx(0.9)
+    assert main.loc["grpo_guard", "method"] == "grpo_guard" and main.loc["base", "reward"] == "geneval"  # paper's keys
     summary([tmp_path / "sd35" / t / "tables" / "main_raw.csv" for t in ("geneval", "ocr")], tmp_path / "all")
     header = (tmp_path / "all" / "main.csv").read_text().splitlines()[0]
     assert "geneval_counting" not in header and "hpsv2" in header and "avg_gold" in header

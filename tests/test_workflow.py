@@ -86,6 +86,10 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
     main = pd.read_csv(results / "tables" / "main.csv", index_col=[0, 1, 2])
     assert list(main.index.get_level_values("variant")) == ["base", "flowgrpo", "grpo_guard"]
     assert (results / "tables" / "paper_main.md").is_file()
+    assert (results / "tables" / "main_vs_paper.md").is_file()  # empty: the nano setting is not in the paper's table
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    assert {f"C{i}" for i in range(1, 13)} <= set(claims.id)
+    assert set(claims.verdict) == {"not tested"}  # one seed: values, but no interval over seeds
     setting = results / "nano" / "composition"
     for name in ("grad_norm", "clip_fractions", "training_curves", "gold_vs_proxy", "histograms/iteration1",
                  "histograms/iteration2"):
