@@ -127,6 +127,7 @@ def all_targets():
 
 
 localrules:
+    plan,
     run_config,
     base_config,
     analysis_config,
