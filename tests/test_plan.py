@@ -131,4 +131,4 @@ def test_gpu_check_runs_tiny_on_the_cpu(tmp_path):
     assert {"flowgrpo", "grpo_guard"} <= set(result["variants"])
     for row in result["variants"].values():
         assert row["time_sample"] > 0 and row["time_update"] > 0 and row["achieved_tflops"]["update"] > 0
-    assert result["grpo_guard_over_flowgrpo"]["time_total"] > 0 and result["device"]
+    assert result["grpo_guard_over_baseline"]["time_total"] > 0 and result["device"]
