@@ -132,3 +132,19 @@ def test_gpu_check_runs_tiny_on_the_cpu(tmp_path):
     for row in result["variants"].values():
         assert row["time_sample"] > 0 and row["time_update"] > 0 and row["achieved_tflops"]["update"] > 0
     assert result["grpo_guard_over_baseline"]["time_total"] > 0 and result["device"]
+
+
+def test_lite_tier_dry_runs_and_fits_its_budget_on_one_gpu(tmp_path):
+    lite = str(ROOT / "workflow" / "config" / "lite.yaml")
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--cores", "2",
+                           "--configfile", lite], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (done.stdout + done.stderr).count("rule train:") == 4 * 2
+    done = subprocess.run([sys.executable, "-m", "bench.plan", "--configfile", lite, "--out", str(tmp_path / "plan")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    train = [job for job in plan["jobs"] if job["rule"] == "train"]
+    assert len(train) == 8 and all(job["gpus"] == 1 and job["memory_gb"] < 80 and not job["warnings"] for job in train)
+    assert plan["total"]["gpu_hours"] <= 24
