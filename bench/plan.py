@@ -36,14 +36,13 @@ def prompt_count(task: dict[str, Any], which: str) -> int:
     from guard.prompts import load_task_file, task_files
 
     reward = task["reward"]
-    path = Path(task["final_prompts"]) if which == "final" and task.get("final_prompts") else None
+    path, public = (Path(task["final_prompts"]), "final") if which == "final" and task.get("final_prompts") else (None, "test")
     if path is None and "prompts" in task:
         path = task_files(reward, task["prompts"])[1]
-        which = "test"
     if path is not None and path.is_file():
         count = len(load_task_file(reward, path))
-    elif (reward, which) in PROMPT_COUNTS:
-        count = PROMPT_COUNTS[(reward, which)]
+    elif (reward, public) in PROMPT_COUNTS:
+        count = PROMPT_COUNTS[(reward, public)]
     else:
         raise ValueError(f"task {reward!r}: no prompt file at {path} and no known count; point `prompts` at the files")
     cap = task.get("final_subset" if which == "final" else "eval_subset")

@@ -148,3 +148,13 @@ def test_lite_tier_dry_runs_and_fits_its_budget_on_one_gpu(tmp_path):
     train = [job for job in plan["jobs"] if job["rule"] == "train"]
     assert len(train) == 8 and all(job["gpus"] == 1 and job["memory_gb"] < 80 and not job["warnings"] for job in train)
     assert plan["total"]["gpu_hours"] <= 24
+
+
+def test_evaluation_and_final_sets_are_capped_by_their_own_subset():
+    from bench.plan import prompt_count
+
+    task = {"reward": "ocr", "prompts": "no/such/folder", "eval_subset": 64, "final_subset": 256}
+    assert prompt_count(task, "test") == 64 and prompt_count(task, "final") == 256
+    assert prompt_count({"reward": "ocr", "prompts": "no/such/folder"}, "final") == 1018  # README "Data"
+    geneval = {"reward": "geneval", "prompts": "no/such/folder", "final_prompts": "no/such/file.jsonl", "eval_subset": 256}
+    assert prompt_count(geneval, "final") == 553 and prompt_count(geneval, "test") == 256
