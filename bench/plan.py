@@ -49,15 +49,18 @@ def prompt_count(task: dict[str, Any], which: str) -> int:
     return min(count, cap) if cap else count
 
 
-def load_throughput(path: str | None) -> dict[str, Any]:
-    """Achieved TFLOP/s per phase: a gpu_check JSON's (its GRPO-Guard run without checkpointing), else assumed."""
-    if path is None:
-        return {"rollout": ASSUMED_TFLOPS, "update": ASSUMED_TFLOPS,
-                "source": f"assumed {ASSUMED_TFLOPS:g} TFLOP/s achieved per GPU (no measurement given)"}
-    check = json.loads(Path(path).read_text())
-    row = check["variants"]["grpo_guard"]["achieved_tflops"]
-    return {"rollout": row["rollout"], "update": row["update"],
-            "source": f"measured by bench/gpu_check.py on {check['device']} ({path}, size {check['size']})"}
+def load_throughput(paths: list[str] | None) -> dict[str, dict[str, Any]]:
+    """Achieved TFLOP/s per phase for each backbone: a gpu_check JSON's (its GRPO-Guard run) where one measured
+    that backbone, else the assumption (key ``assumed``)."""
+    out = {"assumed": {"rollout": ASSUMED_TFLOPS, "update": ASSUMED_TFLOPS,
+                       "source": f"assumed {ASSUMED_TFLOPS:g} TFLOP/s achieved per GPU (not measured)"}}
+    for path in paths or []:
+        check = json.loads(Path(path).read_text())
+        row = check["variants"]["grpo_guard"]["achieved_tflops"]
+        out[check["settings"]["name"]] = {"rollout": row["rollout"], "update": row["update"],
+                                          "source": f"measured by bench/gpu_check.py on {check['device']} "
+                                                    f"(size {check['size']}, {path})"}
+    return out
 
 
 def resource(experiment: dict[str, Any], rule: str, key: str, default: Any) -> Any:
@@ -83,9 +86,10 @@ def memory_advice(config: TrainConfig, memory: dict[str, float], limit: float) -
     return f"needs {memory['total']:.0f} GB > {limit:g} GB: try " + "; ".join(advice)
 
 
-def train_job(experiment: dict[str, Any], run: str, config: TrainConfig, throughput: dict[str, Any],
+def train_job(experiment: dict[str, Any], run: str, config: TrainConfig, throughputs: dict[str, dict[str, Any]],
               limit: float) -> dict[str, Any]:
     arch, source = architecture(config.backbone)
+    throughput = throughputs.get(config.backbone["name"], throughputs["assumed"])
     gpus = max(job_gpus(experiment, "train"), 1)
     per_iteration = iteration_flops(config, arch, gpus)
     evaluation = evaluation_flops(config, arch, prompt_count(config.task, "test") * config.eval_per_prompt, gpus)
@@ -104,11 +108,13 @@ def train_job(experiment: dict[str, Any], run: str, config: TrainConfig, through
             "memory_gb_without_checkpointing": memory["total_without_checkpointing"],
             "memory_gb_with_checkpointing": memory["total_with_checkpointing"], "memory_parts_gb": memory,
             "wall_hours": seconds / 3600, "gpu_hours": gpus * seconds / 3600, "architecture": source,
-            "warnings": warnings}
+            "throughput": throughput["source"], "warnings": warnings}
 
 
-def sample_job(experiment: dict[str, Any], run: str, config: TrainConfig, throughput: dict[str, Any]) -> dict[str, Any]:
+def sample_job(experiment: dict[str, Any], run: str, config: TrainConfig,
+               throughputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arch, _ = architecture(config.backbone)
+    throughput = throughputs.get(config.backbone["name"], throughputs["assumed"])
     per_prompt = config.task.get("final_per_prompt") or config.eval_per_prompt
     images = prompt_count(config.task, "final") * per_prompt
     flops = sampling_flops(config, arch, images, config.eval_steps, config.eval_batch)
@@ -124,7 +130,7 @@ def score_job(experiment: dict[str, Any], run: str) -> dict[str, Any]:
             "warnings": ["upper bound: the configured resources.score.runtime"]}
 
 
-def plan(experiment: dict[str, Any], throughput: dict[str, Any], limit: float) -> dict[str, Any]:
+def plan(experiment: dict[str, Any], throughput: dict[str, dict[str, Any]], limit: float) -> dict[str, Any]:
     """Every training, sampling and scoring job of the grid with its cost, and the totals."""
     jobs = []
     seeds = [int(s) for s in experiment["seeds"]]
@@ -161,7 +167,8 @@ def markdown(result: dict[str, Any]) -> str:
     t = result["total"]
     return "\n".join([
         f"# Plan of `{result['experiment']}`", "",
-        f"Throughput: {result['throughput']['source']}. Memory limit: {result['gpu_memory_gb']:g} GB per GPU.",
+        "Throughput: " + "; ".join(sorted({j["throughput"] for j in result["jobs"] if j["rule"] == "train"})) + ".",
+        f"Memory limit: {result['gpu_memory_gb']:g} GB per GPU.",
         "FLOPs counted on the meta device (bench/cost.py); reward and metric models not counted.", "",
         "## Training jobs", "", train[list(columns)].rename(columns=columns).round(2).to_markdown(index=False), "",
         "## Sampling and scoring jobs (summed)", "", others.round(2).to_markdown(), "",
@@ -173,7 +180,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{t['wall_hours_all_jobs_in_parallel']:.1f} h", ""])
 
 
-def write_plan(experiment: dict[str, Any], out: str | Path, throughput: str | None, limit: float) -> str:
+def write_plan(experiment: dict[str, Any], out: str | Path, throughput: list[str] | None, limit: float) -> str:
     """Plan ``experiment`` and write ``<out>.json`` and ``<out>.md``; returns the Markdown."""
     result = plan(experiment, load_throughput(throughput), limit)
     out = Path(out)
@@ -189,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", required=True, help="an experiment YAML (workflow/config/<exp>.yaml)")
     parser.add_argument("--gpu-memory-gb", type=float, help="memory of one GPU; jobs above it are flagged "
                         "(default: the config's plan.gpu_memory_gb, else 80)")
-    parser.add_argument("--throughput", help="a bench/gpu_check.py JSON (achieved TFLOP/s) instead of the assumption "
-                        "(default: the config's plan.throughput)")
+    parser.add_argument("--throughput", nargs="+", help="bench/gpu_check.py JSONs (achieved TFLOP/s of their backbone) "
+                        "instead of the assumption (default: the config's plan.throughput)")
     parser.add_argument("--out", help="write <out>.md and <out>.json (default: results/<experiment>/plan)")
     args = parser.parse_args(argv)
     experiment = yaml.safe_load(Path(args.configfile).read_text())

@@ -132,6 +132,16 @@ def test_gpu_check_runs_tiny_on_the_cpu(tmp_path):
     for row in result["variants"].values():
         assert row["time_sample"] > 0 and row["time_update"] > 0 and row["achieved_tflops"]["update"] > 0
     assert result["grpo_guard_over_baseline"]["time_total"] > 0 and result["device"]
+    # the planner reads the measurement in place of its assumption for that backbone (SD3.5-M here)
+    done = subprocess.run([sys.executable, "-m", "bench.plan", "--configfile", "workflow/config/lite.yaml",
+                           "--throughput", str(out), "--out", str(tmp_path / "plan")], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = json.loads((tmp_path / "plan.json").read_text())["jobs"]
+    train = [job for job in jobs if job["rule"] == "train"]
+    assert all(job["throughput"].startswith("measured by bench/gpu_check.py on cpu") for job in train)
+    update = result["variants"]["grpo_guard"]["achieved_tflops"]["update"]
+    assert train[0]["gpu_hours"] > 200 * train[0]["tflop_update_per_iteration"] / update / 3600  # 200 updates alone
 
 
 def test_lite_tier_dry_runs_and_fits_its_budget_on_one_gpu(tmp_path):
