@@ -233,7 +233,7 @@ def lora_key(config: TrainConfig) -> str:
 
 
 def sampling_flops(config: TrainConfig, arch: Architecture, images: int, steps: int, batch: int) -> float:
-    """ODE sampling (LoRA on) of ``images`` images ``batch`` at a time (0: all), decoded; texts of each batch encoded."""
+    """ODE sampling (LoRA on) of ``images`` images ``batch`` at a time (0: all), and their decoding (text encoding apart)."""
     b = config.backbone
     forward = transformer_row_flops(arch, b.get("resolution", 512), text_tokens(arch, b.get("max_sequence_length")),
                                     lora_key(config), False)

@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from bench.cost import architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops
+from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops,
+                        text_flops)
 from guard.config import TrainConfig, config_from_dict, grid_settings, resolve_run
 
 ASSUMED_TFLOPS = 300.0
@@ -115,9 +116,10 @@ def sample_job(experiment: dict[str, Any], run: str, config: TrainConfig,
                throughputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     arch, _ = architecture(config.backbone)
     throughput = throughputs.get(config.backbone["name"], throughputs["assumed"])
-    per_prompt = config.task.get("final_per_prompt") or config.eval_per_prompt
-    images = prompt_count(config.task, "final") * per_prompt
-    flops = sampling_flops(config, arch, images, config.eval_steps, config.eval_batch)
+    prompts = prompt_count(config.task, "final")
+    images = prompts * (config.task.get("final_per_prompt") or config.eval_per_prompt)
+    flops = (sampling_flops(config, arch, images, config.eval_steps, config.eval_batch)
+             + prompts * text_flops(arch, config.backbone.get("max_sequence_length")))
     gpus = max(job_gpus(experiment, "sample"), 1)
     hours = flops / throughput["rollout"] / 1e12 / 3600
     return {"rule": "sample", "run": run, "gpus": gpus, "images": images, "tflop": flops / 1e12,

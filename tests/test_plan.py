@@ -151,10 +151,10 @@ def test_lite_tier_dry_runs_and_fits_its_budget_on_one_gpu(tmp_path):
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert (done.stdout + done.stderr).count("rule train:") == 4 * 2
-    done = subprocess.run([sys.executable, "-m", "bench.plan", "--configfile", lite, "--out", str(tmp_path / "plan")],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    plan = json.loads((tmp_path / "plan.json").read_text())
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "plan", "--cores", "1",
+                           "--configfile", lite], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    plan = json.loads((tmp_path / "results" / "lite" / "plan.json").read_text())
     train = [job for job in plan["jobs"] if job["rule"] == "train"]
     assert len(train) == 8 and all(job["gpus"] == 1 and job["memory_gb"] < 80 and not job["warnings"] for job in train)
     assert plan["total"]["gpu_hours"] <= 24
