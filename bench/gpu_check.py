@@ -6,13 +6,14 @@ A random pipeline of the size (``tiny``: the tiny SD3; ``sd35m``: the SD3.5-M tr
 trained with the paper's per-GPU settings of its backbone (resolution, CFG, group, ``micro_batch``,
 ``forward_batch``, precision; one prompt per iteration, as the rows per transformer call do not
 depend on it): the baseline (FlowGRPO for SD3.5-M, DanceGRPO for FLUX) and GRPO-Guard, each for
-``--iterations`` iterations of which the first is a warm-up, then GRPO-Guard once more with the other
-gradient-checkpointing setting for its peak memory. Reports the mean seconds of rollout (time_sample),
+``--iterations`` iterations of which the first is a warm-up, then GRPO-Guard for one iteration with the
+other gradient-checkpointing setting for its peak memory (an out-of-memory error is reported as such). Reports the mean seconds of rollout (time_sample),
 reward (time_reward: decoding and the trivial saturation reward) and update, the peak memory
 (torch.cuda.max_memory_allocated; on a CPU the process's peak RSS, which covers every run before it),
 the planner's FLOPs over the measured seconds (achieved TFLOP/s) and the GRPO-Guard / baseline time
-ratio. Writes a JSON (device named) that ``python -m bench.plan --throughput`` reads. Budget: about
-2 minutes for sd35m and 6 for flux (``--iterations 2``) on one H100-class GPU (planned, not measured).
+ratio. Writes a JSON (device named) that ``python -m bench.plan --throughput`` reads. Budget, planned
+at the planner's assumed 300 TFLOP/s (not measured): about 3 minutes for sd35m and 6 for flux with
+``--iterations 2`` (FLUX.1-dev: about 20 PFLOP per iteration of 12 samples).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 "grpo_guard": run(args.size, args.device, "grpo_guard", {}, args.iterations)}
     checkpointing = not SIZES[args.size]["backbone"].get("gradient_checkpointing", False)
     try:
-        other = run(args.size, args.device, "grpo_guard", {}, 2, checkpointing)["peak_memory_gb"]
+        other = run(args.size, args.device, "grpo_guard", {}, 1, checkpointing)["peak_memory_gb"]
     except torch.cuda.OutOfMemoryError as err:
         other = f"out of memory: {str(err).splitlines()[0]}"
     memory = {("with" if checkpointing else "without") + "_checkpointing": other,
