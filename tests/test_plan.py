@@ -67,7 +67,7 @@ def test_planned_flops_equal_a_counted_trainer_iteration(folders, tmp_path, name
 
 
 MEASURE = """
-import json, resource, sys, torch
+import json, re, sys, torch
 from guard.backbones import build_backbone
 options, rows = json.loads(sys.argv[1]), int(sys.argv[2])
 backbone = build_backbone(options)
@@ -75,15 +75,18 @@ x = torch.randn(rows, *backbone.latent_shape)
 cond = backbone.encode(["a red apple on a table"] * rows)
 with torch.no_grad():  # one-time allocations (thread pools, kernels' buffers) before the baseline
     backbone.velocity(x[:1], torch.full((1,), 0.5), cond.select(torch.tensor([0])))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def kib(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+open("/proc/self/clear_refs", "w").write("5")  # the peak RSS (VmHWM) starts again from the current RSS
+before = kib("VmRSS")
 backbone.velocity(x, torch.full((rows,), 0.5), cond).sum().backward()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+print((kib("VmHWM") - before) * 1024)
 """
 
 
 def measured_peak_rise(options, samples):
-    """Rise of the peak RSS over one forward + backward of ``samples`` samples, in a fresh process; large
-    allocations are mmap-ed (MALLOC_MMAP_THRESHOLD_) so that freed memory leaves the RSS."""
+    """Rise of the peak RSS over the current one during one forward + backward of ``samples`` samples, in a
+    fresh process; large allocations are mmap-ed (MALLOC_MMAP_THRESHOLD_) so that freed memory leaves the RSS."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     done = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(options), str(samples)], capture_output=True,
                           text=True, check=True, cwd=ROOT, env=env)
@@ -91,9 +94,10 @@ def measured_peak_rise(options, samples):
 
 
 def test_activation_memory_estimate_is_within_a_factor_of_a_measured_cpu_peak(folders):
-    """The estimate's activations (bytes saved for the backward of a micro-batch) grow with the micro-batch
-    as the measured CPU peak does: from 4 to 12 samples (8 to 24 rows, fp32, tiny SD3 at 256 px) the
-    estimate rises within a factor 1.5 of the peak RSS."""
+    """The estimate's activations (bytes saved for the backward of a micro-batch; fp32, tiny SD3 at 256 px) are
+    within a factor 1.5 of the measured rise of the CPU peak RSS over one forward + backward, at 4 and 12
+    samples (8 and 24 rows), and so is their growth between the two (measured here: 28 / 85 MB estimated,
+    33 / 91 MB measured)."""
     arch = from_folder("sd35", folders["sd35"])
     config = tiny_config(folders["sd35"], "sd35", resolution=256, forward_batch=8)
     config.group_size = 12
@@ -102,9 +106,9 @@ def test_activation_memory_estimate_is_within_a_factor_of_a_measured_cpu_peak(fo
         config.micro_batch = samples
         estimate.append(memory_per_gpu(config, arch)["activations"] * 2**30)
         measured.append(measured_peak_rise(config.backbone, samples))
-    rise, measured_rise = estimate[1] - estimate[0], measured[1] - measured[0]
-    assert measured_rise > 30 * 2**20  # well above the allocator's noise (a few MB)
-    assert 1 / 1.5 < rise / measured_rise < 1.5
+    assert measured[1] - measured[0] > 30 * 2**20  # well above the allocator's noise (a few MB)
+    for e, m in [*zip(estimate, measured), (estimate[1] - estimate[0], measured[1] - measured[0])]:
+        assert 1 / 1.5 < e / m < 1.5
 
 
 def test_plan_of_the_paper_grid_lists_every_training_job_with_its_gpus(tmp_path):
