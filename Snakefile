@@ -2,6 +2,7 @@
 #   snakemake --cores 2 --workflow-profile workflow/profiles/default                (nano default)
 #   snakemake --cores 2 --workflow-profile workflow/profiles/default --configfile workflow/config/<exp>.yaml
 #   snakemake --report results/<exp>/report.html
+#   snakemake plan --cores 1 --configfile workflow/config/<exp>.yaml    (cost before running: results/<exp>/plan.md)
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -22,6 +23,7 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/analysis.smk"
+include: "rules/plan.smk"
 
 
 rule all:

@@ -177,6 +177,7 @@ def all_targets():
 
 
 localrules:
+    plan,
     run_config,
     base_config,
     analysis_config,

@@ -121,13 +121,24 @@ def check_folder(path: str | Path, repo: str, kind: str) -> Path:
 def load_pipeline(cls: type, path: Path, device: torch.device, options: DiffusersOptions) -> Any:
     """``cls.from_pretrained(path)``: transformer in ``transformer_dtype``, the frozen rest in the autocast
     dtype on GPU (fp32 on CPU or without mixed precision)."""
+    pipe = cls.from_pretrained(str(path), torch_dtype=component_dtypes(device, options))
+    return place_pipeline(pipe, device, options)
+
+
+def component_dtypes(device: torch.device, options: DiffusersOptions) -> dict[str, torch.dtype]:
+    """The transformer in ``transformer_dtype``; the frozen rest in the autocast dtype on GPU (fp32 on CPU)."""
     half = PRECISIONS[options.mixed_precision]
     frozen = half if device.type == "cuda" and half is not None else torch.float32
-    dtypes = {"transformer": WEIGHT_DTYPES[options.transformer_dtype], "default": frozen}
-    pipe = cls.from_pretrained(str(path), torch_dtype=dtypes)
-    for module in pipe.components.values():
+    return {"transformer": WEIGHT_DTYPES[options.transformer_dtype], "default": frozen}
+
+
+def place_pipeline(pipe: Any, device: torch.device, options: DiffusersOptions, cast: bool = False) -> Any:
+    """Every component frozen, in eval mode, on ``device``; with ``cast`` (a pipeline built in memory) also in
+    its dtype (:func:`component_dtypes`; ``from_pretrained`` loads them so, keeping e.g. T5's fp32 layers)."""
+    dtypes = component_dtypes(device, options)
+    for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module):
-            module.to(device).requires_grad_(False).eval()
+            module.to(device, dtypes.get(name, dtypes["default"]) if cast else None).requires_grad_(False).eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

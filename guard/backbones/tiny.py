@@ -8,10 +8,11 @@ exercise the real SD3.5-M / FLUX.1-dev code. Everything is built offline:
 - a T5 tokenizer from a unigram sentencepiece model trained here on a few sentences;
 - transformer, VAE (8x down-sampling, 16 latent channels) and text encoders from small configs.
 
-``--size sd35m`` gives the SD3.5-M transformer and VAE at their real sizes (random weights, about
-2.2 B parameters) with small text encoders whose output widths match, for GPU benchmarks.
+``--size sd35m`` (sd3) gives the SD3.5-M transformer and VAE at their real sizes (random weights, about
+2.2 B parameters) and ``--size flux`` (flux) FLUX.1-dev's (about 11.9 B), with small text encoders whose
+output widths match, for GPU benchmarks. The real text encoders' configs are here too, for cost counting.
 
-Run: ``python -m guard.backbones.tiny {sd3,flux} --out DIR [--size tiny|sd35m]``.
+Run: ``python -m guard.backbones.tiny {sd3,flux} --out DIR [--size tiny|sd35m|flux]``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,26 @@ SD3_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm
 
 FLUX_VAE_SCALING = dict(scaling_factor=0.3611, shift_factor=0.1159)
 """FLUX.1-dev's latent scaling."""
+
+FLUX1_DEV_TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                             num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                             guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+"""The FLUX.1-dev transformer config (black-forest-labs/FLUX.1-dev, transformer/config.json; about 11.9 B parameters)."""
+
+FLUX1_DEV_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32, **FLUX_VAE_SCALING)
+"""The FLUX.1-dev VAE (vae/config.json): the SD3 VAE's shape, 16 latent channels, no quant convs, its own scaling."""
+
+CLIP_L_TEXT = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                   projection_dim=768, hidden_act="quick_gelu")
+"""CLIP ViT-L/14's text encoder (SD3.5-M text_encoder, FLUX.1-dev text_encoder)."""
+
+CLIP_G_TEXT = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+                   projection_dim=1280, hidden_act="gelu")
+"""OpenCLIP ViT-bigG/14's text encoder (SD3.5-M text_encoder_2)."""
+
+T5_XXL_ENCODER = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, vocab_size=32128,
+                      feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+"""T5 v1.1 XXL's encoder (SD3.5-M text_encoder_3, FLUX.1-dev text_encoder_2; about 4.8 B parameters)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,7 +145,7 @@ def autoencoder(size: str, scaling: dict[str, float]):
     """AutoencoderKL with 16 latent channels and 8x down-sampling (4 blocks); real SD3 widths for sd35m."""
     from diffusers import AutoencoderKL
 
-    shape = SD3_VAE if size == "sd35m" else dict(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
+    shape = SD3_VAE if size in ("sd35m", "flux") else dict(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
     shape = {k: v for k, v in shape.items() if k not in ("scaling_factor", "shift_factor")}
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, down_block_types=("DownEncoderBlock2D",) * 4,
                          up_block_types=("UpDecoderBlock2D",) * 4, use_quant_conv=False, use_post_quant_conv=False,
@@ -156,37 +177,45 @@ def sd3_pipeline(size: str = "tiny"):
 
 
 def flux_pipeline(size: str = "tiny"):
-    """FluxPipeline: 1 double + 1 single block (4 heads x 16, guidance embedding), CLIP (32), T5 (64)."""
+    """FluxPipeline: 1 double + 1 single block (4 heads x 16, guidance embedding), CLIP (32), T5 (64);
+    ``flux``: the FLUX.1-dev transformer and VAE at their real sizes with small text encoders of the real widths."""
     from diffusers import FluxPipeline, FluxTransformer2DModel, FlowMatchEulerDiscreteScheduler
 
-    if size != "tiny":
-        raise ValueError(f"FLUX pipelines are built only at size 'tiny', got {size!r}")
+    if size not in ("tiny", "flux"):
+        raise ValueError(f"FLUX pipelines are built at size 'tiny' or 'flux', got {size!r}")
     with tempfile.TemporaryDirectory() as tmp:
         tok = clip_tokenizer(Path(tmp) / "clip")
         t5_tok = t5_tokenizer()
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
-                                         attention_head_dim=16, num_attention_heads=4, joint_attention_dim=64,
-                                         pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
+    if size == "flux":
+        transformer = FluxTransformer2DModel(**FLUX1_DEV_TRANSFORMER)
+        clip_width, t5_width = 768, 4096
+    else:
+        transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
+                                             attention_head_dim=16, num_attention_heads=4, joint_attention_dim=64,
+                                             pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
+        clip_width, t5_width = 32, 64
     return FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=autoencoder(size, FLUX_VAE_SCALING),
-                        text_encoder=clip_encoder(32, None), tokenizer=tok,
-                        text_encoder_2=t5_encoder(64, len(t5_tok)), tokenizer_2=t5_tok, transformer=transformer)
+                        text_encoder=clip_encoder(clip_width, None), tokenizer=tok,
+                        text_encoder_2=t5_encoder(t5_width, len(t5_tok)), tokenizer_2=t5_tok, transformer=transformer)
 
 
 PIPELINES = {"sd3": sd3_pipeline, "flux": flux_pipeline}
+SIZES = {"sd3": ("tiny", "sd35m"), "flux": ("tiny", "flux")}
+"""The sizes each pipeline is built at: tiny, or the real transformer and VAE (sd35m: SD3.5-M, flux: FLUX.1-dev)."""
 
 
 def build(kind: str, out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     """Build the ``kind`` pipeline with seeded random weights and save_pretrained it to ``out``.
 
-    sd35m weights are stored in fp16 (as the released checkpoints; 5 GB instead of 10 GB).
+    sd35m weights are stored in fp16 and flux in bf16 (as the released checkpoints).
     """
     if kind not in PIPELINES:
         raise ValueError(f"unknown pipeline {kind!r}; choose one of {sorted(PIPELINES)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         pipe = PIPELINES[kind](size)
-    if size == "sd35m":
-        pipe.to(torch.float16)
+    if size != "tiny":
+        pipe.to(torch.float16 if size == "sd35m" else torch.bfloat16)
     pipe.save_pretrained(out)
     return Path(out)
 
@@ -195,10 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=sorted(PIPELINES))
     parser.add_argument("--out", required=True, help="folder to write the diffusers pipeline to")
-    parser.add_argument("--size", choices=["tiny", "sd35m"], default="tiny",
-                        help="sd35m: the real SD3.5-M transformer and VAE sizes (random weights; sd3 only)")
+    parser.add_argument("--size", choices=["tiny", "sd35m", "flux"], default="tiny",
+                        help="sd35m (sd3) / flux (flux): the real SD3.5-M / FLUX.1-dev transformer and VAE sizes "
+                             "(random weights)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.size not in SIZES[args.kind]:
+        parser.error(f"--size {args.size} is not built for {args.kind}; choose one of {SIZES[args.kind]}")
     print(build(args.kind, args.out, args.size, args.seed))
     return 0
 
