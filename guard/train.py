@@ -47,7 +47,7 @@ from guard.config import ConfigError, TrainConfig, load_config
 from guard.distributed import Processes
 from guard.ema import EMA
 from guard.loss import grpo_step_loss
-from guard.prompts import KRepeatSampler
+from eval.prompts.draw import KRepeatSampler
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
 from guard.rollout import (Trajectory, backbone_device, evaluation_images, evaluation_names, initial_noise, sample_sde,
                            schedule_on, step_mean)

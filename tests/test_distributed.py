@@ -22,7 +22,7 @@ from eval.tasks import build_task
 from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
 from guard.config import ConfigError, TrainConfig
 from guard.distributed import Processes, Shard, group_shard
-from guard.prompts import KRepeatSampler
+from eval.prompts.draw import KRepeatSampler
 from guard.train import NonFiniteLossError, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
