@@ -100,7 +100,7 @@ def nano_gold_metrics(gold: Any) -> dict[str, Reward]:
 def build_nano_task(options: dict[str, Any], metrics: dict[str, Any] | None = None) -> Task:
     """The nano task: colour x shape prompts, a nano proxy reward, gold from a density of real renders."""
     from eval.nano import PROXIES
-    from guard.backbones.nano import prompts
+    from eval.nano_world import prompts
 
     name = options["reward"]
     if name not in PROXIES:

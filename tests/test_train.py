@@ -12,8 +12,9 @@ import yaml
 
 from analysis.histograms import clip_counts, form_values, read_run
 from eval.nano import NanoGold, composition
+from eval.nano_world import prompts
 from eval.tasks import Task, nano_gold_metrics
-from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain, prompts
+from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
 from guard.config import ConfigError, TrainConfig, load_config
 from guard.train import NonFiniteLossError, Trainer
 
