@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from guard.backbones.diffusers_common import PRECISIONS, WEIGHT_DTYPES, add_lora
 from guard.backbones.tiny import (CLIP_G_TEXT, CLIP_L_TEXT, FLUX1_DEV_TRANSFORMER, FLUX1_DEV_VAE, SD35M_TRANSFORMER,
                                   SD3_VAE, T5_XXL_ENCODER)
-from guard.config import TrainConfig
+from jobs.config import TrainConfig
 from guard.train import micro_batches
 
 TEXT_TOKENS = {"sd35": (77, 256), "flux": (0, 512)}

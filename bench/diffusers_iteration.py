@@ -39,8 +39,8 @@ def run_kind(kind: str, args: dict[str, Any]) -> dict[str, float]:
     from eval.tasks import Task
     from guard.backbones import build_backbone
     from guard.backbones.tiny import build
-    from guard.config import TrainConfig
     from guard.train import Trainer
+    from jobs.config import TrainConfig
 
     torch.set_num_threads(args["threads"])
     torch.set_flush_denormal(True)

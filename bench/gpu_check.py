@@ -38,7 +38,7 @@ from eval.nano import saturation  # noqa: E402
 from eval.tasks import Task  # noqa: E402
 from guard.backbones.diffusers_common import parse_options, place_pipeline  # noqa: E402
 from guard.backbones.tiny import PIPELINES  # noqa: E402
-from guard.config import TrainConfig  # noqa: E402
+from jobs.config import TrainConfig  # noqa: E402
 from guard.train import Trainer  # noqa: E402
 
 PHASES = ["time_sample", "time_reward", "time_update"]

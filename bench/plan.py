@@ -21,7 +21,7 @@ import yaml
 
 from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops,
                         text_flops)
-from guard.config import TrainConfig, config_from_dict, grid_settings, resolve_run
+from jobs.config import TrainConfig, config_from_dict, grid_settings, resolve_run
 
 ASSUMED_TFLOPS = 300.0
 """Achieved TFLOP/s per GPU when nothing was measured: an assumption, printed as such."""
@@ -33,7 +33,7 @@ PROMPT_COUNTS = {("geneval", "test"): 2212, ("geneval", "final"): 553, ("ocr", "
 def prompt_count(task: dict[str, Any], which: str) -> int:
     """Prompts of the task's test list (``test``) or final set (``final``): the file where present, else the
     public count; ``eval_subset`` / ``final_subset`` cap it."""
-    from guard.prompts import load_task_file, task_files
+    from eval.prompts.records import load_task_file, task_files
 
     reward = task["reward"]
     path, public = (Path(task["final_prompts"]), "final") if which == "final" and task.get("final_prompts") else (None, "test")

@@ -18,8 +18,8 @@ import torch
 
 from eval.tasks import build_task
 from guard.backbones import build_backbone
-from guard.config import load_config
 from guard.train import Trainer
+from jobs.config import load_config
 
 PHASES = ["time_sample", "time_reward", "time_update"]
 

@@ -1,4 +1,4 @@
-"""Rewards and gold metrics of the nano domain (16x16 shape renders, see ``guard.backbones.nano``).
+"""Rewards and gold metrics of the nano domain (16x16 shape renders, see ``eval.nano_world``).
 
 Every reward has the signature ``(images (B, 3, H, W) in [0, 1], prompts) -> (B,)``.
 
@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from guard.backbones.nano import COLOURS, prompt_colour, prompt_ids, prompts, render
+from eval.nano_world import COLOURS, prompt_colour, prompt_ids, prompts, render
 
 TARGET = (0.25, 0.25)
 """Composition target (x, y) as a fraction of the image side: centre of the top-left quadrant."""

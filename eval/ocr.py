@@ -20,7 +20,7 @@ Backends (option ``backend``):
   ``rec_model_dir`` and ``cls_model_dir`` (it loads all three, offline).
 
 Followed from the reference: the quoted target (``prompt.split('"')[1]``, via
-:func:`guard.prompts.ocr_target`); only ``" "`` removed, then lower-cased; boxes joined with ``""``
+:func:`eval.prompts.records.ocr_target`); only ``" "`` removed, then lower-cased; boxes joined with ``""``
 (keeping those of score > 0, after the backend's own 0.5 recognition-score cut); the containment
 rule and the cap at ``|t|``; python-Levenshtein's distance (rapidfuzz's is the same function); no
 angle classifier (``use_angle_cls=False``, ``cls=False``); images as ``(x * 255).round()`` uint8
@@ -43,7 +43,7 @@ import torch
 from rapidfuzz.distance import Levenshtein
 
 from eval.metrics import Metric, MissingWeightsError, WeightSpec, to_uint8_hwc
-from guard.prompts import ocr_target
+from eval.prompts.records import ocr_target
 
 log = logging.getLogger(__name__)
 

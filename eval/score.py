@@ -23,8 +23,8 @@ from tqdm import tqdm
 from eval.metrics import check_weights
 from eval.services import ServiceError, running_services
 from eval.tasks import Reward, Task, build_task, task_metrics
-from guard.cli import init_torch, job_parser
-from guard.config import ConfigError, load_config
+from jobs.cli import init_torch, job_parser
+from jobs.config import ConfigError, load_config
 
 COLUMNS = ["image", "prompt", "metric", "score"]
 

@@ -100,7 +100,7 @@ def nano_gold_metrics(gold: Any) -> dict[str, Reward]:
 def build_nano_task(options: dict[str, Any], metrics: dict[str, Any] | None = None) -> Task:
     """The nano task: colour x shape prompts, a nano proxy reward, gold from a density of real renders."""
     from eval.nano import PROXIES
-    from guard.backbones.nano import prompts
+    from eval.nano_world import prompts
 
     name = options["reward"]
     if name not in PROXIES:
@@ -156,7 +156,7 @@ def metric_options(name: str, metrics: dict[str, Any], **extra: Any) -> dict[str
 
 def build_real_task(options: dict[str, Any], metrics: dict[str, Any] | None = None) -> Task:
     """A paper task (``reward``: geneval, ocr or pickscore) from its prompts folder and the metrics' weights."""
-    from guard.prompts import load_task_file, task_files
+    from eval.prompts.records import load_task_file, task_files
 
     metrics = metrics or {}
     reward = options["reward"]

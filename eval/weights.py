@@ -15,8 +15,8 @@ import yaml
 
 from eval.metrics import METRICS, metric_module, missing_weights
 from eval.tasks import task_metrics
-from guard.cli import job_parser
-from guard.config import ConfigError, grid_settings, load_config
+from jobs.cli import job_parser
+from jobs.config import ConfigError, grid_settings, load_config
 
 
 def run_configs(path: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from guard.config import ConfigError
+from jobs.config import ConfigError
 
 if TYPE_CHECKING:
     from accelerate import PartialState

@@ -22,9 +22,9 @@ from tqdm import tqdm
 from eval.tasks import build_task
 from guard.backbones import build_backbone
 from guard.checkpoint import latest_checkpoint, load_ema_weights
-from guard.cli import init_torch, job_parser
-from guard.config import ConfigError, load_config
 from guard.rollout import evaluation_batches
+from jobs.cli import init_torch, job_parser
+from jobs.config import ConfigError, load_config
 
 
 def open_partial(out: Path, source: dict[str, Any]) -> tuple[Path, int]:

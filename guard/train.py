@@ -37,22 +37,22 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from eval.metrics import check_weights
+from eval.prompts.draw import KRepeatSampler
 from eval.services import ServiceError, running_services
 from eval.tasks import Task
 from guard.advantages import group_advantages
 from guard.backbone import Backbone
 from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json_atomic
-from guard.cli import init_torch, job_parser
-from guard.config import ConfigError, TrainConfig, load_config
 from guard.distributed import Processes
 from guard.ema import EMA
 from guard.loss import grpo_step_loss
-from guard.prompts import KRepeatSampler
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
 from guard.rollout import (Trajectory, backbone_device, evaluation_images, evaluation_names, initial_noise, sample_sde,
                            schedule_on, step_mean)
 from guard.schedule import SCHEDULES, SDESchedule
 from guard.sde import gaussian_log_prob
+from jobs.cli import init_torch, job_parser
+from jobs.config import ConfigError, TrainConfig, load_config
 
 LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "logratios.jsonl")
 

@@ -5,8 +5,8 @@ import re
 import yaml
 
 from guard.backbones import ADAPTER_BACKBONES
-from guard.config import config_from_dict, grid_settings, resolve_run
-from guard.prompts import task_files
+from jobs.config import config_from_dict, grid_settings, resolve_run
+from eval.prompts.records import task_files
 
 EXP = config["experiment"]
 RESULTS = f"results/{EXP}"

@@ -74,7 +74,7 @@ if FETCH:
             mem_mb=1000,
             gpus=0,
         shell:
-            "python -m guard.prompts fetch --task {params.task} --out {output} > {log} 2>&1"
+            "python -m eval.prompts fetch --task {params.task} --out {output} > {log} 2>&1"
 
 
 rule prompts_manifest:
@@ -97,7 +97,7 @@ rule prompts_manifest:
         mem_mb=1000,
         gpus=0,
     shell:
-        "python -m guard.prompts manifest --task {params.format} --files {params.files} --out {output} > {log} 2>&1"
+        "python -m eval.prompts manifest --task {params.format} --files {params.files} --out {output} > {log} 2>&1"
 
 
 rule train:

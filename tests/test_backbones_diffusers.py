@@ -17,9 +17,9 @@ from eval.nano import saturation
 from eval.tasks import Task
 from guard.backbones import build_backbone
 from guard.backbones.tiny import build
-from guard.config import TrainConfig
 from guard.ratio import VARIANTS
 from guard.train import Trainer
+from jobs.config import TrainConfig
 
 PROMPTS = ["a red apple on a table", "a blue car next to a tree"]
 SMALL = {"resolution": 64, "mixed_precision": "no", "max_sequence_length": 32, "lora": {"rank": 4, "alpha": 8,

@@ -19,12 +19,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from eval.prompts.draw import KRepeatSampler
 from eval.tasks import build_task
 from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
-from guard.config import ConfigError, TrainConfig
 from guard.distributed import Processes, Shard, sample_shard
-from guard.prompts import KRepeatSampler
 from guard.train import NonFiniteLossError, Trainer
+from jobs.config import ConfigError, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=64, cond_dim=32, depth=1, steps=300, batch=64, warmup=10)
@@ -296,7 +296,7 @@ def on_machines(weights: Path, out: Path, processes: Processes) -> None:
 
 
 if __name__ == "__main__":  # one process of the launch in the ``runs`` (or ``machines``) fixture
-    from guard.cli import init_torch
+    from jobs.cli import init_torch
 
     weights, out = map(Path, sys.argv[1:3])
     processes = Processes.launched()

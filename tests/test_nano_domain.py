@@ -18,8 +18,8 @@ from eval.nano import (
     ppca_log_density,
     saturation,
 )
+from eval.nano_world import LATENT_SHAPE, prompt_ids, prompts, render
 from guard.backbones.nano import (
-    LATENT_SHAPE,
     NanoBackbone,
     NanoConfig,
     VelocityNet,
@@ -27,9 +27,6 @@ from guard.backbones.nano import (
     load_or_pretrain,
     parameter_count,
     pretrain,
-    prompt_ids,
-    prompts,
-    render,
     timestep_embedding,
 )
 

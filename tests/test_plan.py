@@ -16,7 +16,7 @@ from eval.nano import saturation
 from eval.tasks import Task
 from guard.backbones import build_backbone
 from guard.backbones.tiny import build
-from guard.config import TrainConfig
+from jobs.config import TrainConfig
 from guard.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from guard.config import config_from_dict, resolve_run
+from jobs.config import config_from_dict, resolve_run
 
 PAPER = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow" / "config" / "paper.yaml").read_text())
 

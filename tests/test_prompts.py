@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from guard.prompts import (
+from eval.prompts.draw import KRepeatSampler
+from eval.prompts.records import (
     DUPLICATE_POLICY,
     EMPTY_POLICY,
     ExcludeObject,
     GenEvalRecord,
     IncludeObject,
-    KRepeatSampler,
     Position,
     PromptFileError,
     load_geneval,
@@ -70,8 +70,8 @@ def geneval_line(prompt: str = "a photo of a cow", **extra: object) -> str:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m guard.prompts ...`` in a fresh interpreter."""
-    cmd = [sys.executable, "-m", "guard.prompts", *args]
+    """``python -m eval.prompts ...`` in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "eval.prompts", *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
@@ -366,7 +366,7 @@ def test_fetch_downloads_validates_and_names_the_source_on_failure(tmp_path):
 
 
 def test_source_urls_point_at_the_public_repositories():
-    from guard.prompts import source_url
+    from eval.prompts.manifest import source_url
 
     assert source_url("ocr", "train.txt").endswith("yifan123/flow_grpo/main/dataset/ocr/train.txt")
     assert source_url("geneval", "evaluation_metadata.jsonl").endswith("djghosh13/geneval/main/prompts/evaluation_metadata.jsonl")

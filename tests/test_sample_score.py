@@ -9,7 +9,7 @@ import torch
 from eval.nano import NanoGold, composition
 from eval.score import load_images, score_folder
 from eval.tasks import Task, nano_gold_metrics
-from guard.backbones.nano import prompt_ids, prompts, render
+from eval.nano_world import prompt_ids, prompts, render
 from guard.sample import write_images
 
 

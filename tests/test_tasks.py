@@ -80,7 +80,7 @@ def test_weights_check_lists_each_missing_weight_once_with_how_to_get_it():
 @needs_data
 def test_geneval_set_score_is_the_mean_over_tags_not_over_images():
     from eval.tasks import geneval_summary
-    from guard.prompts import load_geneval
+    from eval.prompts.records import load_geneval
 
     path = DATA / "geneval" / "evaluation_metadata.jsonl"
     records = load_geneval(path).records

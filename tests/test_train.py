@@ -12,10 +12,11 @@ import yaml
 
 from analysis.histograms import clip_counts, form_values, read_run
 from eval.nano import NanoGold, composition
+from eval.nano_world import prompts
 from eval.tasks import Task, nano_gold_metrics
-from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain, prompts
-from guard.config import ConfigError, TrainConfig, load_config
+from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
 from guard.train import NonFiniteLossError, Trainer
+from jobs.config import ConfigError, TrainConfig, load_config
 
 TINY = dict(width=64, cond_dim=32, depth=1, steps=300, batch=64, warmup=10)
 

@@ -112,7 +112,7 @@ def test_exported_adapter_loads_onto_the_base_transformer_as_the_ema_policy(proj
 
     from guard.backbones import build_backbone
     from guard.checkpoint import latest_checkpoint, load_ema_weights
-    from guard.config import load_config
+    from jobs.config import load_config
 
     root, config = project
     assert workflow.returncode == 0

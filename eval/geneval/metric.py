@@ -23,7 +23,7 @@ MODES = ("accuracy", "partial")
 
 def load_records(paths: str | Path | Sequence[str | Path]) -> dict[str, dict[str, Any]]:
     """Prompt -> GenEval metadata, from one or more metadata JSONL files (a prompt must mean one record)."""
-    from guard.prompts import load_geneval
+    from eval.prompts.records import load_geneval
 
     records: dict[str, dict[str, Any]] = {}
     for path in [paths] if isinstance(paths, (str, Path)) else paths:

@@ -9,7 +9,7 @@ follows Flow-GRPO's reward server, yifan123/reward-server ``reward_server/gen_ev
 Detections are ``{class name: [Detection, ...]}``; the colour of an object is asked from a callback
 ``colors(objects, class name) -> [colour, ...]`` (the CLIP classifier of ``eval.geneval.colors``).
 Metadata is GenEval's JSON record (``tag``, ``include``, optional ``exclude``), as
-``guard.prompts.GenEvalRecord.to_metadata()`` writes it.
+``eval.prompts.records.GenEvalRecord.to_metadata()`` writes it.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from guard.backbones import build_backbone
 from guard.checkpoint import write_json_atomic
-from guard.cli import init_torch, job_parser
-from guard.config import ConfigError, load_config
+from jobs.cli import init_torch, job_parser
+from jobs.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Prompt files of the paper's tasks: typed loaders, the per-epoch K-repeat draw, a manifest CLI.
+"""Prompt files of the paper's tasks: typed records and their loaders.
 
 Formats (as published in Flow-GRPO's ``dataset/`` folder and GenEval's ``prompts/`` folder):
 
@@ -16,25 +16,15 @@ Line policy, the same for every loader and recorded in each ``LoadReport``: a ma
 Repeats are kept because they are deliberate in the published files (Flow-GRPO's GenEval test set
 holds each of GenEval's 553 prompts four times) and the reference trainers sample them as they are.
 Text lines are stripped of surrounding whitespace, as Flow-GRPO's ``TextPromptDataset`` does.
-
-Usage: ``python -m guard.prompts manifest --task geneval --files a.jsonl --out manifest.json``;
-``python -m guard.prompts fetch --task ocr --out datasets/flow_grpo/ocr/train.txt`` downloads a public file.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
-import sys
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar, Union
-
-import torch
+from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
 
 EMPTY_POLICY = "dropped"
 DUPLICATE_POLICY = "kept"
@@ -397,175 +387,3 @@ def _include_dict(obj: IncludeObject) -> dict[str, Any]:
     if obj.position is not None:
         out["position"] = [obj.position.relation, obj.position.index]
     return out
-
-
-# ---------------------------------------------------------------------------- per-epoch draw
-
-
-P = TypeVar("P", bound=Union[str, HasPrompt])
-
-
-def prompt_text(item: str | HasPrompt) -> str:
-    """The prompt of a plain string or of a record."""
-    return item if isinstance(item, str) else item.prompt
-
-
-@dataclass(frozen=True)
-class EpochDraw(Generic[P]):
-    """One epoch's samples, group-contiguous: samples ``g*K .. g*K+K-1`` form group ``g``."""
-
-    epoch: int
-    index: tuple[int, ...]
-    """Per sample, the position of its prompt in the sampler's prompt list."""
-    group: tuple[int, ...]
-    """Per sample, its group id in ``0 .. n_prompts-1``; a group's samples share one prompt."""
-    items: tuple[P, ...]
-    """Per sample, the prompt string or record."""
-
-    @property
-    def prompts(self) -> list[str]:
-        """Per sample, the prompt text."""
-        return [prompt_text(item) for item in self.items]
-
-
-@dataclass(frozen=True)
-class KRepeatSampler(Generic[P]):
-    """Flow-GRPO's K-repeat draw: each epoch, ``n_prompts`` distinct prompts ``group_size`` times.
-
-    The prompts of epoch ``e`` are ``torch.randperm(len(items), generator=g)[:n_prompts]`` with
-    ``g`` seeded ``seed + epoch``, the same prompts Flow-GRPO's ``DistributedKRepeatSampler`` draws
-    for that seed and epoch when its ``m`` (unique prompts per epoch, after its lcm rounding)
-    equals ``n_prompts``.
-    Departures: samples are laid out group by group instead of shuffled across ranks, and groups
-    are identified by index rather than by prompt string, so repeated prompts never merge groups.
-    Each draw depends on (seed, epoch) alone, so a resumed run sees the prompts of an
-    uninterrupted one. As in the reference, (seed, epoch + 1) draws what (seed + 1, epoch) draws.
-    "Distinct" means distinct positions in ``items``: a prompt repeated in the file can be drawn
-    twice in one epoch, as in the reference.
-    """
-
-    items: Sequence[P]
-    n_prompts: int
-    group_size: int
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        """Freeze the prompt list and check sizes once, with errors that say what to change."""
-        object.__setattr__(self, "items", tuple(self.items))
-        if self.n_prompts < 1:
-            raise ValueError(f"n_prompts must be >= 1, got {self.n_prompts}")
-        if self.group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
-        if self.n_prompts > len(self.items):
-            raise ValueError(
-                f"n_prompts={self.n_prompts} exceeds the {len(self.items)} prompts available; "
-                "lower n_prompts (prompts per epoch) or use a larger prompt file"
-            )
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-
-    @property
-    def samples_per_epoch(self) -> int:
-        """``n_prompts * group_size``."""
-        return self.n_prompts * self.group_size
-
-    def draw(self, epoch: int) -> EpochDraw[P]:
-        """The samples of ``epoch`` (>= 0), from (seed, epoch) alone."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        chosen = torch.randperm(len(self.items), generator=generator)[: self.n_prompts].tolist()
-        index = tuple(i for i in chosen for _ in range(self.group_size))
-        group = tuple(g for g in range(self.n_prompts) for _ in range(self.group_size))
-        return EpochDraw(epoch, index, group, tuple(self.items[i] for i in index))
-
-
-# ---------------------------------------------------------------------------- manifest CLI
-
-
-def file_entry(task: str, path: Path, loaded: Loaded[Any]) -> dict[str, Any]:
-    """Manifest entry of one loaded file: sha256, counts, empty/repeat report, GenEval tags."""
-    entry = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **loaded.report.to_dict()}
-    if task == "geneval":
-        entry["tags"] = tag_histogram(loaded.records)
-    return entry
-
-
-def build_manifest(task: str, paths: Sequence[Path]) -> dict[str, Any]:
-    """Load and validate every file, print its report line, and return the manifest."""
-    entries = []
-    for path in paths:
-        loaded = LOADERS[task](path)
-        print(loaded.report.summary())
-        entries.append(file_entry(task, path, loaded))
-    return {"task": task, "files": entries}
-
-
-RAW_SOURCES = {
-    "flow_grpo": "https://raw.githubusercontent.com/yifan123/flow_grpo/main/dataset",
-    "geneval": "https://raw.githubusercontent.com/djghosh13/geneval/main/prompts",
-}
-
-
-def source_url(task: str, name: str) -> str:
-    """Where a public prompt file lives: GenEval's evaluation metadata, else Flow-GRPO's dataset/<task>/<name>."""
-    if name == "evaluation_metadata.jsonl":
-        return f"{RAW_SOURCES['geneval']}/{name}"
-    return f"{RAW_SOURCES['flow_grpo']}/{task}/{name}"
-
-
-def fetch(task: str, url: str, out: Path) -> Loaded[Any]:
-    """Download ``url`` to ``out`` (via a temporary file), validate it with the task's loader, and keep it."""
-    tmp = out.with_name(out.name + ".part")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=120) as response:
-        tmp.write_bytes(response.read())
-    LOADERS[task](tmp)  # a malformed download stays a .part file and never reaches ``out``
-    tmp.replace(out)
-    return LOADERS[task](out)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry; exit 0 ok, 1 malformed file, 2 missing file or bad usage."""
-    parser = argparse.ArgumentParser(prog="python -m guard.prompts", description="Prompt files.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    cmd = commands.add_parser("manifest", help="validate prompt files and write a JSON manifest")
-    cmd.add_argument("--task", required=True, choices=sorted(LOADERS))
-    cmd.add_argument("--files", required=True, nargs="+", type=Path, help="the task's prompt files")
-    cmd.add_argument("--out", required=True, type=Path, help="manifest JSON to write")
-    get = commands.add_parser("fetch", help="download a public prompt file (where the cluster has internet)")
-    get.add_argument("--task", required=True, choices=sorted(LOADERS))
-    get.add_argument("--out", required=True, type=Path, help="file to write; its name picks the source file")
-    get.add_argument("--url", help="download from here instead of the public repository")
-    args = parser.parse_args(argv)
-    if args.command == "fetch":
-        return fetch_command(args.task, args.out, args.url or source_url(args.task, args.out.name))
-    try:
-        result = build_manifest(args.task, args.files)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except PromptFileError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
-
-
-def fetch_command(task: str, out: Path, url: str) -> int:
-    """``fetch``: exit 0 with the file in place, 1 when it is malformed, 2 when it cannot be downloaded."""
-    try:
-        print(fetch(task, url, out).report.summary())
-    except (urllib.error.URLError, OSError) as err:
-        print(f"error: cannot download {url} to {out}: {err}; copy the file there by hand "
-              f"(from {SOURCES[task]})", file=sys.stderr)
-        return 2
-    except PromptFileError as err:
-        print(f"error: {url} downloaded but malformed: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

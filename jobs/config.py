@@ -1,7 +1,8 @@
 """The trainer's configuration: a typed dataclass with a help string per field and cross-field checks.
 
-A method variant is the name ``variant`` (guard.ratio.VARIANTS), never a code fork. The workflow's
-YAML holds the same keys; ``load_config`` fills defaults and names any unknown or bad key.
+A method variant is the name ``variant`` (one of METHODS, each a ``guard.ratio.VARIANTS`` entry), never a
+code fork. The workflow's YAML holds the same keys; ``load_config`` fills defaults and names any unknown or
+bad key. Shared by the trainer (``guard``) and the scoring jobs (``eval``); it imports neither.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 import yaml
 
-from guard.ratio import VARIANTS
-from guard.schedule import SCHEDULES
+METHODS = ("flowgrpo", "dancegrpo", "temp_reweight", "mean_revised", "rationorm", "grpo_guard")
+"""The method names ``variant`` may take; the trainer implements each in ``guard.ratio.VARIANTS``."""
+SAMPLERS = ("flowgrpo", "dancegrpo")
+"""The SDE samplers ``sampler`` may name; the trainer builds each with ``guard.schedule.SCHEDULES``."""
 
 
 class ConfigError(ValueError):
@@ -86,8 +89,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)
         checks = [
-            (self.variant in VARIANTS, "variant", f"one of {sorted(VARIANTS)}"),
-            (self.sampler in SCHEDULES, "sampler", f"one of {sorted(SCHEDULES)}"),
+            (self.variant in METHODS, "variant", f"one of {sorted(METHODS)}"),
+            (self.sampler in SAMPLERS, "sampler", f"one of {sorted(SAMPLERS)}"),
             (self.bias_reduction in ("sample", "batch"), "bias_reduction", "'sample' or 'batch'"),
             (self.adv_std in ("group", "global"), "adv_std", "'group' or 'global'"),
             (self.kl_denominator in ("sigma", "transition_std"), "kl_denominator", "'sigma' or 'transition_std'"),
