@@ -94,6 +94,16 @@ def micro_batches(n: int, size: int) -> list[torch.Tensor]:
     return list(torch.arange(n).split(size or max(n, 1))) if n else []
 
 
+def host_floats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their tensor values as floats, copied from the device at once (one host sync)."""
+    keys = [(i, key) for i, row in enumerate(rows) for key, v in row.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([rows[i][key].float() for i, key in keys]).tolist() if keys else []
+    out = [dict(row) for row in rows]
+    for (i, key), v in zip(keys, values):
+        out[i][key] = v
+    return out
+
+
 def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Per-sample trained steps (B, trained): the first ones, or a random subset of the trainable ones."""
     if config.trained_steps == config.trainable_steps:
@@ -242,69 +252,83 @@ class Trainer:
 
         The trained steps are drawn for the whole minibatch; this process computes the loss of the
         samples it holds, each step's loss summed over them and divided by len(mb), so the
-        processes' gradients add up to the gradient of the whole minibatch.
+        processes' gradients add up to the gradient of the whole minibatch. One forward/backward
+        covers ``steps_per_backward`` steps of a micro-batch; a single step on the iterations that log
+        each step's gradient norm (the increment of the accumulated gradient).
         """
         c = self.config
         all_steps = trained_step_indices(len(mb), c, self.generator)
         mine, local = self.shard.take(mb)
         steps, adv = all_steps[mine], batch.advantages[mb[mine]].to(self.device)
         cond = self.backbone.select(batch.cond, local)
-        rows, hist, total, failure = [], [], 0.0, None
+        n_steps = all_steps.shape[1]
+        rows, hist, losses, trained = [], [], [], []
         track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
         previous_grad = self.grads() if track else None
         parts = micro_batches(len(local), c.micro_batch)
-        for j in range(all_steps.shape[1]):
+        for js in micro_batches(n_steps, 1 if track else c.steps_per_backward):
             for part in parts:
-                k = steps[part, j]
+                k = steps[part][:, js]
                 part_cond = cond if len(parts) == 1 else self.backbone.select(cond, part)
                 loss, step_rows, step_hist = self.step_loss(batch.traj, local[part], k, part_cond, adv[part], len(mb),
                                                             iteration, update)
                 rows += step_rows
                 hist += step_hist
-                if failure is None and not torch.isfinite(loss):
-                    failure = (f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, "
-                               f"step {int(k[0])}")
-                self.scaler.scale(loss / all_steps.shape[1]).backward()
-                total += float(loss.detach())
+                self.scaler.scale(loss / n_steps).backward()
+                losses.append(loss.detach())
+                trained.append(k)
             if previous_grad is not None:
                 grad = self.grads()
-                if len(torch.unique(all_steps[:, j])) == 1:  # the increment is that one denoising step's gradient
+                if len(torch.unique(all_steps[:, js])) == 1:  # the increment is that one denoising step's gradient
                     delta = torch._foreach_sub(grad, previous_grad)
                     self.processes.sum(delta)
                     if len(local):
-                        norm = float(torch.stack(torch._foreach_norm(delta)).norm()) / self.scaler.get_scale()
-                        rows[-1]["step_grad_norm"] = norm * all_steps.shape[1]
+                        norm = torch.stack(torch._foreach_norm(delta)).norm() / self.scaler.get_scale()
+                        rows[-1]["step_grad_norm"] = norm * n_steps
                 previous_grad = grad
+        losses = torch.stack(losses).tolist() if losses else []  # one copy from the device per minibatch
+        failure = next((f"non-finite loss ({v}) at iteration {iteration}, update {update}, "
+                        f"step {sorted(set(k.flatten().tolist()))}" for v, k in zip(losses, trained)
+                        if not math.isfinite(v)), None)
         if self.processes.any(failure is not None):
             raise NonFiniteLossError(
                 f"{failure or f'non-finite loss on another process at iteration {iteration}, update {update}'}; "
                 f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Check the reward for NaNs or "
                 "lower lr; rerunning with the same config resumes from that checkpoint, a changed config needs "
                 "a new output folder (or --on-config-change restart, which keeps this one as .replaced-<n>).")
-        return total / all_steps.shape[1], rows, hist
+        return sum(losses) / n_steps, host_floats(rows), hist
 
     def step_loss(self, traj: Trajectory, local: torch.Tensor, k: torch.Tensor, cond: Any, adv: torch.Tensor, n: int,
                   iteration: int, update: int) -> tuple[torch.Tensor, list, list]:
-        """One denoising step of samples ``local`` of ``traj`` (step ``k`` each): sum of their losses / ``n``,
-        with a diagnostic row (and histogram row) per distinct step."""
+        """Steps ``k`` (P, S) of samples ``local`` (P,) of ``traj`` in one forward of P x S rows: the sum of
+        their losses over the samples / ``n``, summed over the S columns, with a diagnostic row (and
+        histogram row) per column and distinct step in it (diagnostics as 0-d tensors).
+
+        Row r holds sample r mod P at its step of column r // P (step-major); a row's velocity does not
+        depend on the others (nano: any batch of 4+ rows; diffusers: fixed ``forward_batch`` chunks).
+        """
         c, sched = self.config, self.sched
-        x, x_next = traj.latents[local, k], traj.latents[local, k + 1]
-        mu_old, lp_old = traj.means[local, k], traj.log_probs[local, k]
+        order = torch.arange(len(local)).repeat(k.shape[1])
+        sample, k = local[order], k.T.reshape(-1)
+        x, x_next = traj.latents[sample, k], traj.latents[sample, k + 1]
+        mu_old, lp_old = traj.means[sample, k], traj.log_probs[sample, k]
+        cond = cond if len(order) == len(local) else self.backbone.select(cond, order)
+        adv = adv[order]
         mu = step_mean(self.backbone, sched, x, k, cond)
         mu_ref = step_mean(self.backbone, sched, x, k, cond, reference=True) if c.kl_beta > 0 else None
         lp = gaussian_log_prob(x_next, mu, sched.s[k])
-        loss, rows, hist, index = torch.zeros((), device=self.device), [], [], torch.arange(len(local))
-        for step in torch.unique(k).tolist():
-            m = index[k == step]
-            kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
-            out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
-                                 sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
-                                 None if mu_ref is None else mu_ref[m], c.bias_reduction)
-            loss = loss + out.loss * len(m) / n
-            rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),
-                         **{key: float(v) for key, v in out.diagnostics.items()}})
-            if iteration in c.histogram_iterations:
-                hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m]))
+        loss, rows, hist = torch.zeros((), device=self.device), [], []
+        for column in torch.arange(len(k)).split(len(local)):
+            for step in torch.unique(k[column]).tolist():
+                m = column[k[column] == step]
+                kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
+                out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
+                                     sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
+                                     None if mu_ref is None else mu_ref[m], c.bias_reduction)
+                loss = loss + out.loss * len(m) / n
+                rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m), **out.diagnostics})
+                if iteration in c.histogram_iterations:
+                    hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m]))
         return loss, rows, hist
 
     def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old) -> dict[str, Any]:
