@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 import yaml
-from torchvision.utils import save_image
 from tqdm import tqdm
 
 from eval.metrics import check_weights
@@ -46,6 +45,7 @@ from guard.cli import init_torch, job_parser
 from guard.config import ConfigError, TrainConfig, load_config
 from guard.distributed import Processes
 from guard.ema import EMA
+from guard.images import save_png
 from guard.loss import grpo_step_loss
 from guard.prompts import KRepeatSampler
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
@@ -104,6 +104,11 @@ def host_floats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def accumulate(total: list[torch.Tensor | None], grads: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    """total + grads per parameter, in place, as autograd accumulates (None: no gradient yet)."""
+    return [g if t is None else t if g is None else t.add_(g) for t, g in zip(total, grads)]
+
+
 def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Per-sample trained steps (B, trained): the first ones, or a random subset of the trainable ones."""
     if config.trained_steps == config.trainable_steps:
@@ -129,7 +134,7 @@ class Trainer:
         self.sched = schedule_on(build_schedule(config), self.device)
         self.params = [p for p in backbone.trainable_parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,
-                                           weight_decay=config.weight_decay)
+                                           weight_decay=config.weight_decay, fused=True)  # one kernel: 3x faster on a CPU
         self.ema = EMA(self.params, config.ema_decay, config.ema_every)
         # fp16 autocast: losses scaled before backward, gradients unscaled before clipping (a no-op otherwise)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=getattr(backbone, "grad_scaling", False))
@@ -264,7 +269,7 @@ class Trainer:
         n_steps = all_steps.shape[1]
         rows, hist, losses, trained = [], [], [], []
         track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
-        previous_grad = self.grads() if track else None
+        accumulated = [None] * len(self.params) if track else None
         parts = micro_batches(len(local), c.micro_batch)
         for js in micro_batches(n_steps, 1 if track else c.steps_per_backward):
             for part in parts:
@@ -277,15 +282,18 @@ class Trainer:
                 self.scaler.scale(loss / n_steps).backward()
                 losses.append(loss.detach())
                 trained.append(k)
-            if previous_grad is not None:
-                grad = self.grads()
-                if len(torch.unique(all_steps[:, js])) == 1:  # the increment is that one denoising step's gradient
-                    delta = torch._foreach_sub(grad, previous_grad)
-                    self.processes.sum(delta)
+            if accumulated is not None:
+                step_grad = self.pop_grads()  # the gradient of this one step of every sample
+                if len(torch.unique(all_steps[:, js])) == 1:  # ... and that of one denoising step
+                    total = self.processes.summed([torch.zeros_like(p) if g is None else g
+                                                   for p, g in zip(self.params, step_grad)])
                     if len(local):
-                        norm = torch.stack(torch._foreach_norm(delta)).norm() / self.scaler.get_scale()
+                        norm = torch.stack(torch._foreach_norm(total)).norm() / self.scaler.get_scale()
                         rows[-1]["step_grad_norm"] = norm * n_steps
-                previous_grad = grad
+                accumulated = accumulate(accumulated, step_grad)
+        if accumulated is not None:
+            for p, g in zip(self.params, accumulated):
+                p.grad = g
         losses = torch.stack(losses).tolist() if losses else []  # one copy from the device per minibatch
         failure = next((f"non-finite loss ({v}) at iteration {iteration}, update {update}, "
                         f"step {sorted(set(k.flatten().tolist()))}" for v, k in zip(losses, trained)
@@ -338,9 +346,12 @@ class Trainer:
         norm = normalised_log_ratio(raw, mean_bias(mu.detach(), mu_old, s, self.config.bias_reduction), s)
         return {"iteration": iteration, "update": update, "step": step, "raw": raw.tolist(), "normalised": norm.tolist()}
 
-    def grads(self) -> list[torch.Tensor]:
-        """A copy of every parameter gradient (zeros where none yet)."""
-        return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in self.params]
+    def pop_grads(self) -> list[torch.Tensor | None]:
+        """Every parameter's gradient (None where it has none), leaving the parameters without one."""
+        grads = [p.grad for p in self.params]
+        for p in self.params:
+            p.grad = None
+        return grads
 
     def optimizer_step(self) -> float:
         """Sum the processes' gradients, clip, step, zero, update the EMA; returns the pre-clip grad norm."""
@@ -371,8 +382,8 @@ class Trainer:
             return None
         row = {"iteration": iteration, **task.summarise_proxy(prompts, task.proxy_metric()(images, prompts)),
                **task.gold(images, prompts, task.eval_gold)}
-        save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
-                   nrow=min(8, c.eval_per_prompt))
+        save_png(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
+                 nrow=min(8, c.eval_per_prompt))
         return row
 
     # --- loop ----------------------------------------------------------------------------------
