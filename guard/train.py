@@ -134,7 +134,7 @@ class Trainer:
         self.sched = schedule_on(build_schedule(config), self.device)
         self.params = [p for p in backbone.trainable_parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,
-                                           weight_decay=config.weight_decay, fused=True)  # one kernel: 3x faster on a CPU
+                                           weight_decay=config.weight_decay)
         self.ema = EMA(self.params, config.ema_decay, config.ema_every)
         # fp16 autocast: losses scaled before backward, gradients unscaled before clipping (a no-op otherwise)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=getattr(backbone, "grad_scaling", False))
