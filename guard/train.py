@@ -105,8 +105,9 @@ def host_floats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def accumulate(total: list[torch.Tensor | None], grads: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
-    """total + grads per parameter, in place, as autograd accumulates (None: no gradient yet)."""
-    return [g if t is None else t if g is None else t.add_(g) for t, g in zip(total, grads)]
+    """total + grads per parameter, in place where total has a tensor, as autograd accumulates (None: no gradient)."""
+    return [None if g is None and t is None else g.clone() if t is None else t if g is None else t.add_(g)
+            for t, g in zip(total, grads)]
 
 
 def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -283,7 +284,7 @@ class Trainer:
                 losses.append(loss.detach())
                 trained.append(k)
             if accumulated is not None:
-                step_grad = self.pop_grads()  # the gradient of this one step of every sample
+                step_grad = [p.grad for p in self.params]  # the gradient of this one step of every sample
                 if len(torch.unique(all_steps[:, js])) == 1:  # ... and that of one denoising step
                     total = self.processes.summed([torch.zeros_like(p) if g is None else g
                                                    for p, g in zip(self.params, step_grad)])
@@ -291,6 +292,7 @@ class Trainer:
                         norm = torch.stack(torch._foreach_norm(total)).norm() / self.scaler.get_scale()
                         rows[-1]["step_grad_norm"] = norm * n_steps
                 accumulated = accumulate(accumulated, step_grad)
+                torch._foreach_zero_([g for g in step_grad if g is not None])  # reused by the next step's backward
         if accumulated is not None:
             for p, g in zip(self.params, accumulated):
                 p.grad = g
@@ -345,13 +347,6 @@ class Trainer:
         raw = log_ratio(lp, lp_old).detach()
         norm = normalised_log_ratio(raw, mean_bias(mu.detach(), mu_old, s, self.config.bias_reduction), s)
         return {"iteration": iteration, "update": update, "step": step, "raw": raw.tolist(), "normalised": norm.tolist()}
-
-    def pop_grads(self) -> list[torch.Tensor | None]:
-        """Every parameter's gradient (None where it has none), leaving the parameters without one."""
-        grads = [p.grad for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return grads
 
     def optimizer_step(self) -> float:
         """Sum the processes' gradients, clip, step, zero, update the EMA; returns the pre-clip grad norm."""
