@@ -292,7 +292,9 @@ class Trainer:
                         norm = torch.stack(torch._foreach_norm(total)).norm() / self.scaler.get_scale()
                         rows[-1]["step_grad_norm"] = norm * n_steps
                 accumulated = accumulate(accumulated, step_grad)
-                torch._foreach_zero_([g for g in step_grad if g is not None])  # reused by the next step's backward
+                held = [g for g in step_grad if g is not None]  # none where this process holds no sample
+                if held:
+                    torch._foreach_zero_(held)  # reused by the next step's backward
         if accumulated is not None:
             for p, g in zip(self.params, accumulated):
                 p.grad = g
