@@ -260,7 +260,7 @@ class Trainer:
         samples it holds, each step's loss summed over them and divided by len(mb), so the
         processes' gradients add up to the gradient of the whole minibatch. One forward/backward
         covers ``steps_per_backward`` steps of a micro-batch; a single step on the iterations that log
-        each step's gradient norm (the increment of the accumulated gradient).
+        each step's gradient norm (that step's own gradient, then added to the minibatch's).
         """
         c = self.config
         all_steps = trained_step_indices(len(mb), c, self.generator)
