@@ -171,6 +171,14 @@ class Processes:
             if total is not tensor:
                 tensor.copy_(total)
 
+    def summed(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each tensor summed over the processes (copies; the tensors themselves when there is one process)."""
+        if self.world == 1:
+            return list(tensors)
+        copies = [t.clone() for t in tensors]
+        self.sum(copies)
+        return copies
+
     def sum_floats(self, values: list[float]) -> list[float]:
         """Element-wise sums over the processes of equally long lists of numbers."""
         if self.world == 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
-from torchvision.utils import save_image
+from guard.images import save_png
 from tqdm import tqdm
 
 from eval.tasks import build_task
@@ -55,7 +55,7 @@ def write_batches(batches_from: Callable[[int], Iterable[tuple[list[str], torch.
         for prompts, images in batches_from(count):
             rows = [{"file": f"{count + i:05d}.png", "prompt": p} for i, p in enumerate(prompts)]
             for row, image in zip(rows, images, strict=True):
-                save_image(image, tmp / row["file"])
+                save_png(image, tmp / row["file"])
             index.write("".join(json.dumps(r) + "\n" for r in rows))
             index.flush()
             count += len(rows)

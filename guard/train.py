@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 import yaml
-from torchvision.utils import save_image
 from tqdm import tqdm
 
 from eval.metrics import check_weights
@@ -45,6 +44,7 @@ from guard.backbone import Backbone
 from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json_atomic
 from guard.distributed import Processes
 from guard.ema import EMA
+from guard.images import save_png
 from guard.loss import grpo_step_loss
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
 from guard.rollout import (Trajectory, backbone_device, evaluation_images, evaluation_names, initial_noise, sample_sde,
@@ -92,6 +92,22 @@ def build_schedule(config: TrainConfig) -> SDESchedule:
 def micro_batches(n: int, size: int) -> list[torch.Tensor]:
     """Row indices 0..n-1 in consecutive chunks of at most ``size`` (one chunk when size is 0; none when n is 0)."""
     return list(torch.arange(n).split(size or max(n, 1))) if n else []
+
+
+def host_floats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their tensor values as floats, copied from the device at once (one host sync)."""
+    keys = [(i, key) for i, row in enumerate(rows) for key, v in row.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([rows[i][key].float() for i, key in keys]).tolist() if keys else []
+    out = [dict(row) for row in rows]
+    for (i, key), v in zip(keys, values):
+        out[i][key] = v
+    return out
+
+
+def accumulate(total: list[torch.Tensor | None], grads: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    """total + grads per parameter, in place where total has a tensor, as autograd accumulates (None: no gradient)."""
+    return [None if g is None and t is None else g.clone() if t is None else t if g is None else t.add_(g)
+            for t, g in zip(total, grads)]
 
 
 def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -242,69 +258,89 @@ class Trainer:
 
         The trained steps are drawn for the whole minibatch; this process computes the loss of the
         samples it holds, each step's loss summed over them and divided by len(mb), so the
-        processes' gradients add up to the gradient of the whole minibatch.
+        processes' gradients add up to the gradient of the whole minibatch. One forward/backward
+        covers ``steps_per_backward`` steps of a micro-batch; a single step on the iterations that log
+        each step's gradient norm (that step's own gradient, then added to the minibatch's).
         """
         c = self.config
         all_steps = trained_step_indices(len(mb), c, self.generator)
         mine, local = self.shard.take(mb)
         steps, adv = all_steps[mine], batch.advantages[mb[mine]].to(self.device)
         cond = self.backbone.select(batch.cond, local)
-        rows, hist, total, failure = [], [], 0.0, None
+        n_steps = all_steps.shape[1]
+        rows, hist, losses, trained = [], [], [], []
         track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
-        previous_grad = self.grads() if track else None
+        accumulated = [None] * len(self.params) if track else None
         parts = micro_batches(len(local), c.micro_batch)
-        for j in range(all_steps.shape[1]):
+        for js in micro_batches(n_steps, 1 if track else c.steps_per_backward):
             for part in parts:
-                k = steps[part, j]
+                k = steps[part][:, js]
                 part_cond = cond if len(parts) == 1 else self.backbone.select(cond, part)
                 loss, step_rows, step_hist = self.step_loss(batch.traj, local[part], k, part_cond, adv[part], len(mb),
                                                             iteration, update)
                 rows += step_rows
                 hist += step_hist
-                if failure is None and not torch.isfinite(loss):
-                    failure = (f"non-finite loss ({float(loss.detach())}) at iteration {iteration}, update {update}, "
-                               f"step {int(k[0])}")
-                self.scaler.scale(loss / all_steps.shape[1]).backward()
-                total += float(loss.detach())
-            if previous_grad is not None:
-                grad = self.grads()
-                if len(torch.unique(all_steps[:, j])) == 1:  # the increment is that one denoising step's gradient
-                    delta = torch._foreach_sub(grad, previous_grad)
-                    self.processes.sum(delta)
+                self.scaler.scale(loss / n_steps).backward()
+                losses.append(loss.detach())
+                trained.append(k)
+            if accumulated is not None:
+                step_grad = [p.grad for p in self.params]  # the gradient of this one step of every sample
+                if len(torch.unique(all_steps[:, js])) == 1:  # ... and that of one denoising step
+                    total = self.processes.summed([torch.zeros_like(p) if g is None else g
+                                                   for p, g in zip(self.params, step_grad)])
                     if len(local):
-                        norm = float(torch.stack(torch._foreach_norm(delta)).norm()) / self.scaler.get_scale()
-                        rows[-1]["step_grad_norm"] = norm * all_steps.shape[1]
-                previous_grad = grad
+                        norm = torch.stack(torch._foreach_norm(total)).norm() / self.scaler.get_scale()
+                        rows[-1]["step_grad_norm"] = norm * n_steps
+                accumulated = accumulate(accumulated, step_grad)
+                held = [g for g in step_grad if g is not None]  # none where this process holds no sample
+                if held:
+                    torch._foreach_zero_(held)  # reused by the next step's backward
+        if accumulated is not None:
+            for p, g in zip(self.params, accumulated):
+                p.grad = g
+        losses = torch.stack(losses).tolist() if losses else []  # one copy from the device per minibatch
+        failure = next((f"non-finite loss ({v}) at iteration {iteration}, update {update}, "
+                        f"step {sorted(set(k.flatten().tolist()))}" for v, k in zip(losses, trained)
+                        if not math.isfinite(v)), None)
         if self.processes.any(failure is not None):
             raise NonFiniteLossError(
                 f"{failure or f'non-finite loss on another process at iteration {iteration}, update {update}'}; "
                 f"the last good checkpoint in {self.out / 'checkpoints'} is kept. Check the reward for NaNs or "
                 "lower lr; rerunning with the same config resumes from that checkpoint, a changed config needs "
                 "a new output folder (or --on-config-change restart, which keeps this one as .replaced-<n>).")
-        return total / all_steps.shape[1], rows, hist
+        return sum(losses) / n_steps, host_floats(rows), hist
 
     def step_loss(self, traj: Trajectory, local: torch.Tensor, k: torch.Tensor, cond: Any, adv: torch.Tensor, n: int,
                   iteration: int, update: int) -> tuple[torch.Tensor, list, list]:
-        """One denoising step of samples ``local`` of ``traj`` (step ``k`` each): sum of their losses / ``n``,
-        with a diagnostic row (and histogram row) per distinct step."""
+        """Steps ``k`` (P, S) of samples ``local`` (P,) of ``traj`` in one forward of P x S rows: the sum of
+        their losses over the samples / ``n``, summed over the S columns, with a diagnostic row (and
+        histogram row) per column and distinct step in it (diagnostics as 0-d tensors).
+
+        Row r holds sample r mod P at its step of column r // P (step-major); a row's velocity does not
+        depend on the others (nano: any batch of 4+ rows; diffusers: fixed ``forward_batch`` chunks).
+        """
         c, sched = self.config, self.sched
-        x, x_next = traj.latents[local, k], traj.latents[local, k + 1]
-        mu_old, lp_old = traj.means[local, k], traj.log_probs[local, k]
+        order = torch.arange(len(local)).repeat(k.shape[1])
+        sample, k = local[order], k.T.reshape(-1)
+        x, x_next = traj.latents[sample, k], traj.latents[sample, k + 1]
+        mu_old, lp_old = traj.means[sample, k], traj.log_probs[sample, k]
+        cond = cond if len(order) == len(local) else self.backbone.select(cond, order)
+        adv = adv[order]
         mu = step_mean(self.backbone, sched, x, k, cond)
         mu_ref = step_mean(self.backbone, sched, x, k, cond, reference=True) if c.kl_beta > 0 else None
         lp = gaussian_log_prob(x_next, mu, sched.s[k])
-        loss, rows, hist, index = torch.zeros((), device=self.device), [], [], torch.arange(len(local))
-        for step in torch.unique(k).tolist():
-            m = index[k == step]
-            kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
-            out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
-                                 sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
-                                 None if mu_ref is None else mu_ref[m], c.bias_reduction)
-            loss = loss + out.loss * len(m) / n
-            rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m),
-                         **{key: float(v) for key, v in out.diagnostics.items()}})
-            if iteration in c.histogram_iterations:
-                hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m], adv[m]))
+        loss, rows, hist = torch.zeros((), device=self.device), [], []
+        for column in torch.arange(len(k)).split(len(local)):
+            for step in torch.unique(k[column]).tolist():
+                m = column[k[column] == step]
+                kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
+                out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
+                                     sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
+                                     None if mu_ref is None else mu_ref[m], c.bias_reduction)
+                loss = loss + out.loss * len(m) / n
+                rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m), **out.diagnostics})
+                if iteration in c.histogram_iterations:
+                    hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m], adv[m]))
         return loss, rows, hist
 
     def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old, adv) -> dict[str, Any]:
@@ -316,10 +352,6 @@ class Trainer:
         b = mean_bias(mu.detach(), mu_old, s)
         return {"iteration": iteration, "update": update, "step": step, "s": float(s), "dims": mu[0].numel(),
                 "raw": raw.tolist(), "normalised": norm.tolist(), "adv": adv.float().tolist(), "b": b.tolist()}
-
-    def grads(self) -> list[torch.Tensor]:
-        """A copy of every parameter gradient (zeros where none yet)."""
-        return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in self.params]
 
     def optimizer_step(self) -> float:
         """Sum the processes' gradients, clip, step, zero, update the EMA; returns the pre-clip grad norm."""
@@ -350,8 +382,8 @@ class Trainer:
             return None
         row = {"iteration": iteration, **task.summarise_proxy(prompts, task.proxy_metric()(images, prompts)),
                **task.gold(images, prompts, task.eval_gold)}
-        save_image(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
-                   nrow=min(8, c.eval_per_prompt))
+        save_png(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
+                 nrow=min(8, c.eval_per_prompt))
         return row
 
     # --- loop ----------------------------------------------------------------------------------

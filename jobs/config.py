@@ -52,6 +52,9 @@ class TrainConfig:
     inner_epochs: int = _help("passes over each rollout; optimizer steps per rollout = minibatches x inner_epochs", 1)
     micro_batch: int = _help("samples per forward/backward within a minibatch, per process (gradient accumulation; "
                              "0 = the whole minibatch at once)", 0)
+    steps_per_backward: int = _help("trained denoising steps of a micro-batch in one forward/backward (0 = all at once: the "
+                                    "fastest; 1 = one step per backward as the reference code: the least activation "
+                                    "memory); the loss is the same. Iterations that log step_grad_norm use 1", 0)
     # objective
     clip_eps: float = _help("symmetric PPO clip range of the ratio", 1e-4)
     kl_beta: float = _help("weight of the KL to the reference policy (0 = no KL)", 0.0)
@@ -103,6 +106,7 @@ class TrainConfig:
             (self.inner_epochs >= 1, "inner_epochs", ">= 1"),
             (self.eval_batch >= 0, "eval_batch", ">= 0"),
             (self.micro_batch >= 0, "micro_batch", ">= 0"),
+            (self.steps_per_backward >= 0, "steps_per_backward", ">= 0"),
             (self.clip_eps > 0 and self.lr > 0, "clip_eps", "> 0 (and lr > 0)"),
             (self.kl_beta >= 0, "kl_beta", ">= 0"),
             (self.eval_every >= 1 and self.checkpoint_every >= 1 and self.ema_every >= 1, "eval_every", ">= 1"),

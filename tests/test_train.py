@@ -201,3 +201,23 @@ def test_logratio_rows_carry_advantage_and_b_consistent_with_the_steps(tiny, tmp
         counts = clip_counts(values[mine], samples.adv.to_numpy()[mine], samples.clip_eps.iloc[0])
         fractions = [counts["A>0"].upper, counts["A>0"].lower, counts["A<0"].lower, counts["A<0"].upper]
         assert fractions == pytest.approx(list(step_row[["clip_pos_upper", "clip_pos_lower", "clip_neg_lower", "clip_neg_upper"]]))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"variant": "flowgrpo", "trained_steps": 5}])  # 5 random steps per sample
+def test_all_steps_in_one_backward_give_the_per_step_update(tiny, tmp_path, overrides):
+    """Every trained step of a minibatch in one forward/backward gives the update and the diagnostic rows of one
+    step per backward, and the first minibatch of a rollout stays exactly on-policy."""
+    base = dict(iterations=2, step_grad_norm_every=0, drop_zero_advantage=False, **overrides)
+    per_step = _trainer(tiny, tmp_path / "per_step", steps_per_backward=1, **base)
+    together = _trainer(tiny, tmp_path / "together", **base)
+    per_step.run(), together.run()
+    for a, b in zip(per_step.params, together.params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    rows = [pd.read_json(tmp_path / d / "steps.jsonl", lines=True) for d in ("per_step", "together")]
+    keys = ["iteration", "update", "step", "n"]
+    assert list(rows[0].columns) == list(rows[1].columns)
+    pd.testing.assert_frame_equal(rows[0][keys], rows[1][keys])
+    first = rows[1][rows[1]["update"] == 0]
+    assert (first.log_ratio_std == 0).all() and (first.policy_shift_u == 0).all() and (first.norm_log_ratio_mean == 0).all()
+    start = [r[(r["iteration"] == 0) & (r["update"] == 0)] for r in rows]  # the same weights: the same rows
+    pd.testing.assert_frame_equal(start[0], start[1])
