@@ -56,3 +56,27 @@ def test_dancegrpo_grid_is_shifted_linspace():
     assert torch.allclose(sched.sigma, torch.full((16,), 0.3))
     assert torch.allclose(sched.s, 0.3 * sched.h.sqrt())
     assert sched.num_steps == 16
+
+
+@pytest.mark.parametrize("num_steps, shift", [(10, 3.0), (40, 3.0), (16, 1.0)])
+def test_grid_is_diffusers_flow_match_scheduler_bit_for_bit(num_steps, shift):
+    """The paper's training (10) and evaluation (40) grids; diffusers rounds its end point to float32
+    first, so at some other (T, shift) the two differ in the last bit."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=shift)
+    scheduler.set_timesteps(num_steps)
+    assert torch.equal(diffusers_flow_grid(num_steps, shift), scheduler.sigmas.float())
+
+
+def test_defaults_are_the_reference_set_ups():
+    """Called without options: Flow-GRPO's 10 steps, shift 3, a 0.7 and DanceGRPO's 16 steps, shift 3, eta 0.3."""
+    assert torch.equal(diffusers_flow_grid(10), diffusers_flow_grid(10, 3.0, 1000))
+    assert torch.equal(flowgrpo_schedule().s, flowgrpo_schedule(10, 3.0, 0.7).s)
+    assert float(flowgrpo_schedule().sigma[0]) == pytest.approx(PAPER_TABLE[0][2], abs=6e-3)
+    dance = dancegrpo_schedule()
+    assert dance.num_steps == 16 and torch.equal(dance.t, dancegrpo_schedule(16, 3.0, 0.3).t)
+    assert float(dance.sigma[0]) == pytest.approx(0.3)
+    assert float(dance.t[8]) == pytest.approx(0.75)  # shifted(1/2) = 1.5 / 2
+    assert (flowgrpo_schedule().kind, dance.kind) == ("flowgrpo", "dancegrpo")
+
