@@ -29,8 +29,8 @@ def diffusers_flow_grid(num_steps: int, shift: float = 3.0, num_train_timesteps:
 
 
 def dancegrpo_grid(num_steps: int, shift: float = 3.0) -> torch.Tensor:
-    """t = shifted(linspace(1, 0, T + 1)), DanceGRPO's grid (not the diffusers one)."""
-    return shift_time(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64), shift).float()
+    """t = shifted(linspace(1, 0, T + 1)), DanceGRPO's grid (not the diffusers one), in float32 as DanceGRPO."""
+    return shift_time(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float32), shift)
 
 
 def step_sizes(t: torch.Tensor) -> torch.Tensor:

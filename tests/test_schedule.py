@@ -78,3 +78,10 @@ def test_defaults_are_the_reference_set_ups():
     assert float(dance.t[8]) == pytest.approx(0.75)  # shifted(1/2) = 1.5 / 2
     assert (flowgrpo_schedule().kind, dance.kind) == ("flowgrpo", "dancegrpo")
 
+
+
+@pytest.mark.parametrize("num_steps", [14, 16, 20])
+def test_dancegrpo_grid_is_computed_in_float32_as_the_reference(num_steps):
+    """DanceGRPO: sd3_time_shift(3, torch.linspace(1, 0, T + 1)) in float32 (float64 differs by an ulp at T = 14)."""
+    u = torch.linspace(1, 0, num_steps + 1)
+    assert torch.equal(dancegrpo_schedule(num_steps).t, (3 * u) / (1 + (3 - 1) * u))
