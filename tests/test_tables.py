@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from analysis.tables import base_metrics, final_rows, matched_proxy
+from analysis.tables import base_metrics, final_rows, formatted, matched_proxy, summarise, write_table
 
 EVALS = pd.DataFrame({
     "variant": ["a", "a", "a", "a", "b", "b"], "seed": [0, 0, 1, 1, 0, 0], "iteration": [0, 20, 0, 10, 0, 20],
@@ -41,3 +41,17 @@ def test_matched_proxy_with_an_offset_base_a_late_crossing_and_unreached_levels(
     assert ("a", 1, 0.25) not in rows and ("a", 1, 1.0) not in rows
     assert rows[("a", 1, 0.5)].iteration == pytest.approx(10.0)
     assert rows[("b", 0, 0.5)].iteration == pytest.approx(8.0)
+
+
+def test_summary_keeps_the_configured_order_and_formats_mean_and_std(tmp_path):
+    rows = pd.DataFrame({"variant": ["grpo_guard", "flowgrpo", "grpo_guard"], "avg_gold": [1.0, 0.5, 2.0]})
+    summary = summarise(rows, ["avg_gold"])
+    assert list(summary.index) == ["grpo_guard", "flowgrpo"] and list(summary.columns)[0] == "seeds"
+    table = formatted(summary, ["avg_gold"])
+    assert list(table.index) == ["grpo_guard", "flowgrpo"] and list(table.columns) == ["seeds", "avg_gold"]
+    assert table.loc["grpo_guard", "avg_gold"] == "1.500 ± 0.500" and table.loc["flowgrpo", "seeds"] == 1
+    write_table(table, str(tmp_path / "t"), "Final rows.")
+    assert (tmp_path / "t.md").read_text().startswith("Final rows.\n\n|")
+    tex = (tmp_path / "t.tex").read_text()
+    assert "\\caption{Final rows.}" in tex and "avg\\_gold" in tex and "grpo\\_guard" in tex
+    assert pd.read_csv(tmp_path / "t.csv", index_col=0).loc["flowgrpo", "avg_gold"] == "0.500 ± 0.000"
