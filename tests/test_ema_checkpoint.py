@@ -59,11 +59,12 @@ def _state(value: float):
 
 def test_checkpoint_round_trip_restores_everything(tmp_path):
     p, shadow, opt, gen = _state(1.0)
-    folder = save_checkpoint(tmp_path, 7, [p], shadow, opt, gen, {"ema_updates": 3})
+    root = tmp_path / "run" / "checkpoints"  # created with its parents
+    folder = save_checkpoint(root, 7, [p], shadow, opt, gen, {"ema_updates": 3})
     assert folder.name == "ckpt-000007"
     expected_draw = torch.rand(4, generator=torch.Generator().set_state(gen.get_state()))
     q, q_shadow, q_opt, q_gen = _state(5.0)
-    state = load_checkpoint(latest_checkpoint(tmp_path), [q], q_shadow, q_opt, q_gen)
+    state = load_checkpoint(latest_checkpoint(root), [q], q_shadow, q_opt, q_gen)
     assert state["iteration"] == 7 and state["ema_updates"] == 3
     assert torch.equal(q, p) and torch.equal(q_shadow[0], shadow[0])
     assert torch.equal(q_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
@@ -75,6 +76,8 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
 def test_only_the_newest_checkpoint_is_kept_and_latest_names_it(tmp_path):
     p, shadow, opt, gen = _state(1.0)
     save_checkpoint(tmp_path, 2, [p], shadow, opt, gen, {})
+    save_checkpoint(tmp_path, 2, [p], shadow, opt, gen, {"again": True})  # a rerun replaces the same iteration
+    assert json.loads((tmp_path / "ckpt-000002" / "state.json").read_text())["again"]
     (tmp_path / "ckpt-000004.tmp").mkdir()  # a killed save
     save_checkpoint(tmp_path, 4, [p], shadow, opt, gen, {})
     assert sorted(d.name for d in tmp_path.iterdir()) == ["ckpt-000004", "latest"]
@@ -92,5 +95,6 @@ def test_no_checkpoint_and_incomplete_checkpoint(tmp_path):
 def test_loading_into_another_model_names_the_mismatch(tmp_path):
     p, shadow, opt, gen = _state(1.0)
     folder = save_checkpoint(tmp_path, 1, [p], shadow, opt, gen, {})
-    with pytest.raises(ValueError, match="holds 1 tensors, the model has 2"):
+    with pytest.raises(ValueError, match="holds 1 tensors, the model has 2 trainable ones: the checkpoint belongs to "
+                                         "another backbone configuration"):
         load_ema_weights(folder, [p, p])
