@@ -162,7 +162,7 @@ def test_guard_weight_multiplies_the_clipped_loss_and_not_the_kl():
     kl = kl_to_reference(mu, mu_ref, sigma).mean()
     assert float((guard.loss - 0.04 * kl).detach()) == pytest.approx(float((norm.loss - 0.04 * kl).detach() / h), rel=1e-5)
     assert float(guard.diagnostics["kl"]) == pytest.approx(float(kl.detach()))
-    with pytest.raises(ValueError, match="mu_ref"):
+    with pytest.raises(ValueError, match="^kl_beta > 0 needs the reference mean mu_ref$"):
         grpo_step_loss(VARIANTS["grpo_guard"], *args, kl_beta=0.04)
 
 
@@ -261,5 +261,7 @@ def test_step_loss_uses_the_configured_bias_reduction():
     assert float(per_sample.loss) != pytest.approx(float(batch.loss), rel=1e-3)
     b = mean_bias(mu.detach(), mu_old, s)
     assert float(batch.diagnostics["bias_mean"]) == pytest.approx(float(b.mean()))
+    centred_on_the_batch = s * ((lp - lp_old).detach() + b.mean())  # the diagnostics use the same b as the loss
+    assert float(batch.diagnostics["norm_log_ratio_std"]) == pytest.approx(float(centred_on_the_batch.std(unbiased=False)))
     with pytest.raises(ValueError, match="bias_reduction must be 'sample' or 'batch', got 'dims'"):
         mean_bias(mu, mu_old, s, "dims")

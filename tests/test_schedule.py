@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from guard.schedule import dancegrpo_schedule, diffusers_flow_grid, flowgrpo_schedule, shift_time
+from guard.schedule import dancegrpo_grid, dancegrpo_schedule, diffusers_flow_grid, flowgrpo_schedule, shift_time
 
 # k: (t_k, h_k, sigma_k, s_k, 1/h_k) as printed in paper.md
 PAPER_TABLE = {
@@ -77,6 +77,10 @@ def test_defaults_are_the_reference_set_ups():
     assert float(dance.sigma[0]) == pytest.approx(0.3)
     assert float(dance.t[8]) == pytest.approx(0.75)  # shifted(1/2) = 1.5 / 2
     assert (flowgrpo_schedule().kind, dance.kind) == ("flowgrpo", "dancegrpo")
+    assert torch.equal(dancegrpo_grid(16), dancegrpo_grid(16, 3.0))
+    # the shift reaches the grid
+    assert torch.equal(flowgrpo_schedule(10, shift=1.0).t, diffusers_flow_grid(10, 1.0))
+    assert torch.equal(dancegrpo_schedule(16, shift=1.0).t, torch.linspace(1, 0, 17))
 
 
 

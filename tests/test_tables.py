@@ -13,7 +13,7 @@ EVALS = pd.DataFrame({
 
 def test_final_rows_are_the_last_evaluation_of_each_run():
     final = final_rows(EVALS)
-    assert list(final.index) == [0, 1, 2]
+    assert list(final.index) == [0, 1, 2] and list(final.columns) == list(EVALS.columns)
     assert list(zip(final.variant, final.seed, final.iteration)) == [("a", 0, 20), ("a", 1, 10), ("b", 0, 20)]
 
 
@@ -41,6 +41,8 @@ def test_matched_proxy_with_an_offset_base_a_late_crossing_and_unreached_levels(
     assert ("a", 1, 0.25) not in rows and ("a", 1, 1.0) not in rows
     assert rows[("a", 1, 0.5)].iteration == pytest.approx(10.0)
     assert rows[("b", 0, 0.5)].iteration == pytest.approx(8.0)
+    never = matched_proxy(evals[evals.iteration == 0], ["g"], base)  # no run moves: an empty table, same columns
+    assert never.empty and list(never.columns) == list(m.columns)
 
 
 def test_summary_keeps_the_configured_order_and_formats_mean_and_std(tmp_path):

@@ -71,7 +71,8 @@ def main() -> int:
     table = scores(rows, equivalent_mutants())
     print(table.to_string())
     if args.survivors:
-        survived = rows[rows.status == "survived"]
+        chosen = [m not in FUNCTIONS or f in FUNCTIONS[m] for m, f in zip(rows.module, rows.function)]
+        survived = rows[chosen & (rows.status == "survived")]
         print("\n".join(k for k in survived.key if k not in equivalent_mutants()))
     low = table[table.percent < args.min]
     if not table[table["not checked"] > 0].empty:
