@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean mutate
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(STAMP)
 	@echo "report:  results/nano/report.html"
 	@echo "tables:  results/nano/tables/main.md, results/nano/nano/composition/tables/ (ablation.md, step_diagnostics.csv, ...)"
 	@echo "figures: results/nano/nano/composition/figures/"
+
+# Mutation testing of the formula modules ([tool.mutmut] in pyproject.toml); not part of `make test`.
+# A rerun tests only mutants of changed functions; `rm -rf mutants` starts over.
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children $(CORES)
+	$(BIN)/python tests/mutation/score.py
 
 clean:
 	rm -rf $(VENV)

@@ -18,15 +18,19 @@ def shift_time(u: torch.Tensor, shift: float) -> torch.Tensor:
 
 
 def diffusers_flow_grid(num_steps: int, shift: float = 3.0, num_train_timesteps: int = 1000) -> torch.Tensor:
-    """t = shifted(linspace(1, shifted(1/N_train), T)) then a final 0, as FlowMatchEulerDiscreteScheduler."""
-    t_min = shift_time(torch.tensor(1.0 / num_train_timesteps, dtype=torch.float64), shift)
+    """t = shifted(linspace(1, shifted(1/N_train), T)) then a final 0, as FlowMatchEulerDiscreteScheduler.
+
+    The end point is shifted in float32 (diffusers keeps its training sigmas in float32), the rest in
+    float64: the grid then equals the scheduler's sigmas bit for bit.
+    """
+    t_min = shift_time(torch.tensor(1.0 / num_train_timesteps, dtype=torch.float32), shift)
     u = torch.linspace(1.0, float(t_min), num_steps, dtype=torch.float64)
     return torch.cat([shift_time(u, shift), torch.zeros(1, dtype=torch.float64)]).float()
 
 
 def dancegrpo_grid(num_steps: int, shift: float = 3.0) -> torch.Tensor:
-    """t = shifted(linspace(1, 0, T + 1)), DanceGRPO's grid (not the diffusers one)."""
-    return shift_time(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64), shift).float()
+    """t = shifted(linspace(1, 0, T + 1)), DanceGRPO's grid (not the diffusers one), in float32 as DanceGRPO."""
+    return shift_time(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float32), shift)
 
 
 def step_sizes(t: torch.Tensor) -> torch.Tensor:

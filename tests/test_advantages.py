@@ -1,9 +1,9 @@
-"""Group-relative advantages and the per-prompt stat tracker, on hand-computed batches."""
+"""Group-relative advantages on hand-computed batches."""
 
 import pytest
 import torch
 
-from guard.advantages import PromptStatTracker, group_advantages
+from guard.advantages import group_advantages
 
 
 def test_group_std_two_groups_by_hand():
@@ -33,23 +33,9 @@ def test_eps_clip_and_unbiased_option():
     assert torch.equal(identical, torch.zeros(3))  # eps keeps 0/0 finite
     outlier = torch.tensor([0.0] * 63 + [1.0])
     assert float(group_advantages(outlier, torch.zeros(64, dtype=torch.long)).max()) == 5.0
+    assert float(group_advantages(-outlier, torch.zeros(64, dtype=torch.long)).min()) == -5.0
+    assert float(group_advantages(outlier, torch.zeros(64, dtype=torch.long), clip=2.0).max()) == 2.0
     unbiased = group_advantages(torch.tensor([1.0, 3.0]), torch.tensor([0, 0]), std_eps=1e-8, unbiased=True)
     assert torch.allclose(unbiased, torch.tensor([-1.0, 1.0]) / 2**0.5, atol=1e-6)
     with pytest.raises(ValueError, match="std_mode"):
         group_advantages(rewards, groups, "batch")
-
-
-def test_tracker_across_minibatches_equals_one_batch():
-    prompts = ["a", "b", "a", "b", "a", "b"]
-    rewards = torch.tensor([1.0, 5.0, 2.0, 7.0, 6.0, 6.5])
-    tracker = PromptStatTracker("group")
-    tracker.add(prompts[:3], rewards[:3])
-    tracker.add(prompts[3:], rewards[3:])
-    groups = torch.tensor([0, 1, 0, 1, 0, 1])
-    assert torch.allclose(tracker.advantages(prompts, rewards), group_advantages(rewards, groups, "group"))
-    glob = PromptStatTracker("global")
-    glob.add(prompts, rewards)
-    assert torch.allclose(glob.advantages(prompts, rewards), group_advantages(rewards, groups, "global"))
-    tracker.clear()
-    with pytest.raises(KeyError, match="never added"):
-        tracker.advantages(["a"], torch.tensor([1.0]))

@@ -54,6 +54,11 @@ def test_normalise_removes_spaces_and_lowercases() -> None:
     assert normalise(" Flow GRPO ") == "flowgrpo"
 
 
+def test_empty_target_is_an_error_naming_it() -> None:
+    with pytest.raises(ValueError, match="OCR target '  ' is empty once spaces are removed"):
+        ocr_reward("text", "  ")
+
+
 def test_backend_error_gives_zero_logs_and_keeps_the_batch(caplog: pytest.LogCaptureFixture) -> None:
     def read(image: np.ndarray) -> str:
         if image.mean() < 128:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from guard.loss import clip_fractions, clipped_surrogate, grpo_step_loss, kl_to_reference
+from guard.loss import clip_fractions, clipped_surrogate, grpo_step_loss, kl_to_reference, policy_shift
 from guard.ratio import VARIANTS, get_variant, log_ratio, mean_bias, step_weight, variant_log_ratio
 from guard.schedule import flowgrpo_schedule
 from guard.sde import gaussian_log_prob, sde_sample
@@ -162,7 +162,7 @@ def test_guard_weight_multiplies_the_clipped_loss_and_not_the_kl():
     kl = kl_to_reference(mu, mu_ref, sigma).mean()
     assert float((guard.loss - 0.04 * kl).detach()) == pytest.approx(float((norm.loss - 0.04 * kl).detach() / h), rel=1e-5)
     assert float(guard.diagnostics["kl"]) == pytest.approx(float(kl.detach()))
-    with pytest.raises(ValueError, match="mu_ref"):
+    with pytest.raises(ValueError, match="^kl_beta > 0 needs the reference mean mu_ref$"):
         grpo_step_loss(VARIANTS["grpo_guard"], *args, kl_beta=0.04)
 
 
@@ -210,3 +210,58 @@ def test_kl_with_the_transition_std_is_the_exact_gaussian_kl():
     exact = torch.distributions.kl_divergence(torch.distributions.Normal(mu, s), torch.distributions.Normal(mu_ref, s))
     assert torch.allclose(kl_to_reference(mu, mu_ref, s), exact.flatten(1).mean(1), rtol=1e-5)
     assert torch.allclose(kl_to_reference(mu, mu_ref, sigma), exact.flatten(1).mean(1) * h, rtol=1e-5)
+
+
+def test_clip_fractions_at_the_boundary_and_with_one_sample_of_a_sign():
+    """A ratio exactly at 1 +- eps is inside the window; a sign with one sample gives fractions 0 or 1."""
+    at_one = clip_fractions(torch.zeros(3), torch.tensor([1.0, -1.0, -1.0]), 0.0)
+    assert all(float(v) == 0.0 for v in at_one.values())
+    one_each = clip_fractions(torch.log(torch.tensor([2.0, 0.5])), torch.tensor([1.0, -1.0]), 0.1)
+    assert (float(one_each["clip_pos_upper"]), float(one_each["clip_neg_lower"])) == (1.0, 1.0)
+
+
+def test_policy_shift_is_the_full_l2_norm_in_units_of_s():
+    mu_old = torch.zeros(2, 3, 4, 4)
+    mu = torch.zeros(2, 3, 4, 4)
+    mu[0, 0, 0, :2] = torch.tensor([3.0, 4.0])  # |dmu| = 5
+    assert torch.allclose(policy_shift(mu, mu_old, 0.5), torch.tensor([10.0, 0.0]))
+
+
+def test_step_loss_diagnostics_by_hand():
+    """Every diagnostic the trainer logs, recomputed from its formula (population std, KL ~ 0.5 log r^2)."""
+    k = 5
+    s, h, sigma = SCHED.s[k], SCHED.h[k], SCHED.sigma[k]
+    mu_old, mu, dmu, _, x_next = _transition(seed=12, s=float(s), scale=0.3)
+    lp, lp_old = _log_probs(mu, mu_old, x_next, s)
+    adv = torch.tensor([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
+    out = grpo_step_loss(VARIANTS["temp_reweight"], lp, lp_old, mu, mu_old, adv, s, h, sigma, 1e-3)
+    raw = (lp - lp_old).detach()
+    b = (dmu**2).flatten(1).mean(1) / (2 * s**2)
+    norm = s * (raw + b)
+    expected = {
+        "policy_loss": float(out.loss.detach()),
+        "log_ratio_mean": raw.mean(), "log_ratio_std": raw.std(unbiased=False),
+        "norm_log_ratio_mean": norm.mean(), "norm_log_ratio_std": norm.std(unbiased=False),
+        "approx_kl": 0.5 * (raw**2).mean(), "bias_mean": b.mean(),
+        "policy_shift_u": dmu.flatten(1).norm(dim=1).mean() / s, "step_weight": s,
+    }
+    assert set(out.diagnostics) == {*expected, "clip_frac", "clip_pos_upper", "clip_pos_lower", "clip_neg_lower",
+                                    "clip_neg_upper"}
+    for key, value in expected.items():
+        assert float(out.diagnostics[key]) == pytest.approx(float(value), rel=1e-4, abs=1e-9), key
+
+
+def test_step_loss_uses_the_configured_bias_reduction():
+    s = 0.35
+    mu_old, mu, _, _, x_next = _transition(seed=8, s=s, scale=0.4)
+    lp, lp_old = _log_probs(mu, mu_old, x_next, s)
+    adv = torch.linspace(-1, 1, 6)
+    args = (lp, lp_old, mu, mu_old, adv, s, 0.1, 1.0, 1e-5)
+    per_sample, batch = (grpo_step_loss(VARIANTS["rationorm"], *args, bias_reduction=r) for r in ("sample", "batch"))
+    assert float(per_sample.loss) != pytest.approx(float(batch.loss), rel=1e-3)
+    b = mean_bias(mu.detach(), mu_old, s)
+    assert float(batch.diagnostics["bias_mean"]) == pytest.approx(float(b.mean()))
+    centred_on_the_batch = s * ((lp - lp_old).detach() + b.mean())  # the diagnostics use the same b as the loss
+    assert float(batch.diagnostics["norm_log_ratio_std"]) == pytest.approx(float(centred_on_the_batch.std(unbiased=False)))
+    with pytest.raises(ValueError, match="bias_reduction must be 'sample' or 'batch', got 'dims'"):
+        mean_bias(mu, mu_old, s, "dims")

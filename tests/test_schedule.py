@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from guard.schedule import dancegrpo_schedule, diffusers_flow_grid, flowgrpo_schedule, shift_time
+from guard.schedule import dancegrpo_grid, dancegrpo_schedule, diffusers_flow_grid, flowgrpo_schedule, shift_time
 
 # k: (t_k, h_k, sigma_k, s_k, 1/h_k) as printed in paper.md
 PAPER_TABLE = {
@@ -56,3 +56,36 @@ def test_dancegrpo_grid_is_shifted_linspace():
     assert torch.allclose(sched.sigma, torch.full((16,), 0.3))
     assert torch.allclose(sched.s, 0.3 * sched.h.sqrt())
     assert sched.num_steps == 16
+
+
+@pytest.mark.parametrize("num_steps, shift", [(10, 3.0), (40, 3.0), (16, 1.0), (28, 5.0), (50, 3.0), (20, 2.0)])
+def test_grid_is_diffusers_flow_match_scheduler_bit_for_bit(num_steps, shift):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=shift)
+    scheduler.set_timesteps(num_steps)
+    assert torch.equal(diffusers_flow_grid(num_steps, shift), scheduler.sigmas.float())
+
+
+def test_defaults_are_the_reference_set_ups():
+    """Called without options: Flow-GRPO's 10 steps, shift 3, a 0.7 and DanceGRPO's 16 steps, shift 3, eta 0.3."""
+    assert torch.equal(diffusers_flow_grid(10), diffusers_flow_grid(10, 3.0, 1000))
+    assert torch.equal(flowgrpo_schedule().s, flowgrpo_schedule(10, 3.0, 0.7).s)
+    assert float(flowgrpo_schedule().sigma[0]) == pytest.approx(PAPER_TABLE[0][2], abs=6e-3)
+    dance = dancegrpo_schedule()
+    assert dance.num_steps == 16 and torch.equal(dance.t, dancegrpo_schedule(16, 3.0, 0.3).t)
+    assert float(dance.sigma[0]) == pytest.approx(0.3)
+    assert float(dance.t[8]) == pytest.approx(0.75)  # shifted(1/2) = 1.5 / 2
+    assert (flowgrpo_schedule().kind, dance.kind) == ("flowgrpo", "dancegrpo")
+    assert torch.equal(dancegrpo_grid(16), dancegrpo_grid(16, 3.0))
+    # the shift reaches the grid
+    assert torch.equal(flowgrpo_schedule(10, shift=1.0).t, diffusers_flow_grid(10, 1.0))
+    assert torch.equal(dancegrpo_schedule(16, shift=1.0).t, torch.linspace(1, 0, 17))
+
+
+
+@pytest.mark.parametrize("num_steps", [14, 16, 20])
+def test_dancegrpo_grid_is_computed_in_float32_as_the_reference(num_steps):
+    """DanceGRPO: sd3_time_shift(3, torch.linspace(1, 0, T + 1)) in float32 (float64 differs by an ulp at T = 14)."""
+    u = torch.linspace(1, 0, num_steps + 1)
+    assert torch.equal(dancegrpo_schedule(num_steps).t, (3 * u) / (1 + (3 - 1) * u))
