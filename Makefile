@@ -27,8 +27,9 @@ demo: $(STAMP)
 	@echo "figures: results/nano/nano/composition/figures/"
 
 # Mutation testing of the formula modules ([tool.mutmut] in pyproject.toml); not part of `make test`.
-# A rerun tests only mutants of changed functions; `rm -rf mutants` starts over.
+# Starts over each time: mutmut keeps a survivor's verdict until its function changes, even when a new test kills it.
 mutate: $(STAMP)
+	rm -rf mutants
 	$(BIN)/mutmut run --max-children $(CORES)
 	$(BIN)/python tests/mutation/score.py
 

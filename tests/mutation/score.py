@@ -46,11 +46,17 @@ def mutant_rows(mutants: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["module", "function", "key", "status"])
 
 
+def chosen(rows: pd.DataFrame) -> pd.DataFrame:
+    """The mutants of the scored functions (all of a module's unless ``FUNCTIONS`` names some)."""
+    return rows[[m not in FUNCTIONS or f in FUNCTIONS[m] for m, f in zip(rows.module, rows.function)]]
+
+
 def scores(rows: pd.DataFrame, equivalent: dict[str, str]) -> pd.DataFrame:
     """Per module: killed, survived, other (no tests, timeout, ...), equivalent, and the percent killed of the rest."""
-    chosen = rows[[m not in FUNCTIONS or f in FUNCTIONS[m] for m, f in zip(rows.module, rows.function)]]
-    chosen = chosen.assign(status=[("equivalent" if k in equivalent else s) for k, s in zip(chosen.key, chosen.status)])
-    table = pd.crosstab(chosen.module, chosen.status)
+    chosen_rows = chosen(rows)
+    chosen_rows = chosen_rows.assign(status=["equivalent" if k in equivalent else s
+                                             for k, s in zip(chosen_rows.key, chosen_rows.status)])
+    table = pd.crosstab(chosen_rows.module, chosen_rows.status)
     for column in ["killed", "survived", "equivalent", "not checked"]:
         table[column] = table.get(column, 0)
     scored = table.drop(columns=["equivalent", "not checked"]).sum(axis=1)
@@ -71,9 +77,8 @@ def main() -> int:
     table = scores(rows, equivalent_mutants())
     print(table.to_string())
     if args.survivors:
-        chosen = [m not in FUNCTIONS or f in FUNCTIONS[m] for m, f in zip(rows.module, rows.function)]
-        survived = rows[chosen & (rows.status == "survived")]
-        print("\n".join(k for k in survived.key if k not in equivalent_mutants()))
+        survived = chosen(rows)
+        print("\n".join(k for k in survived[survived.status == "survived"].key if k not in equivalent_mutants()))
     low = table[table.percent < args.min]
     if not table[table["not checked"] > 0].empty:
         print(f"not all mutants were checked: {', '.join(table[table['not checked'] > 0].index)}", file=sys.stderr)
