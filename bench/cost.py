@@ -32,7 +32,7 @@ from guard.backbones.diffusers_common import PRECISIONS, WEIGHT_DTYPES, add_lora
 from guard.backbones.tiny import (CLIP_G_TEXT, CLIP_L_TEXT, FLUX1_DEV_TRANSFORMER, FLUX1_DEV_VAE, SD35M_TRANSFORMER,
                                   SD3_VAE, T5_XXL_ENCODER)
 from jobs.config import TrainConfig
-from guard.train import micro_batches
+from guard.minibatch import micro_batches
 
 TEXT_TOKENS = {"sd35": (77, 256), "flux": (0, 512)}
 """(CLIP tokens, default T5 tokens) of a backbone's transformer text sequence (SD3 joins CLIP's 77 to T5's)."""
@@ -244,7 +244,8 @@ def sampling_flops(config: TrainConfig, arch: Architecture, images: int, steps: 
 
 def iteration_flops(config: TrainConfig, arch: Architecture, gpus: int = 1) -> dict[str, float]:
     """FLOPs of one RL iteration over all ``gpus`` processes: rollout (text, SDE steps, decode) and update
-    (forward + backward of every trained step of every minibatch, plus the reference forward of the KL);
+    (forward + backward of every trained step of every minibatch, ``steps_per_backward`` steps of a micro-batch
+    per transformer call as the trainer's ordinary iterations do, plus the reference forward of the KL);
     every sample is assumed kept (drop_zero_advantage drops at most the zero-advantage groups)."""
     b = config.backbone
     resolution, fb, lora = b.get("resolution", 512), b.get("forward_batch", 8), lora_key(config)
@@ -260,8 +261,9 @@ def iteration_flops(config: TrainConfig, arch: Architecture, gpus: int = 1) -> d
     update = 0.0
     for minibatch in torch.tensor_split(torch.arange(samples), config.minibatches):
         for part in micro_batches(math.ceil(len(minibatch) / gpus), config.micro_batch):
-            rows = padded(g * len(part), fb)
-            update += config.trained_steps * rows * (train + (reference if config.kl_beta > 0 else 0.0))
+            for steps in micro_batches(config.trained_steps, config.steps_per_backward):  # steps in one call
+                rows = padded(g * len(part) * len(steps), fb)
+                update += rows * (train + (reference if config.kl_beta > 0 else 0.0))
     return {"rollout": rollout, "update": gpus * config.inner_epochs * update}
 
 
@@ -365,7 +367,8 @@ def memory_per_gpu(config: TrainConfig, arch: Architecture, gpus: int = 1) -> di
     weight_bytes = torch.empty(0, dtype=WEIGHT_DTYPES[weight_dtype]).element_size()
     samples = config.prompts_per_iteration * config.group_size // gpus
     minibatch = math.ceil(samples / config.minibatches)
-    rows = padded(guidance_rows(config) * (min(config.micro_batch, minibatch) or minibatch), fb)
+    steps = config.steps_per_backward or config.trained_steps  # trained steps in one forward/backward
+    rows = padded(guidance_rows(config) * (min(config.micro_batch, minibatch) or minibatch) * steps, fb)
     saved = saved_bytes_per_row(arch, resolution, tokens, lora, precision)
     latent = 16 * (resolution // 8) ** 2 * 4
     text_width = json.loads(arch.transformer)["joint_attention_dim"]

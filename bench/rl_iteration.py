@@ -25,7 +25,8 @@ import torch
 
 from eval.tasks import build_task
 from guard.backbones import build_backbone
-from guard.train import Batch, Trainer, micro_batches
+from guard.minibatch import micro_batches
+from guard.train import Batch, Trainer
 from jobs.config import TrainConfig, load_config
 
 GOAL = 1.5

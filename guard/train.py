@@ -46,6 +46,8 @@ from guard.distributed import Processes
 from guard.ema import EMA
 from guard.images import save_png
 from guard.loss import grpo_step_loss
+from guard.minibatch import accumulate, micro_batches, trained_step_indices
+from guard.runlog import LOG_FILES, append_jsonl, config_changes, host_floats, set_aside, truncate_jsonl
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
 from guard.rollout import (Trajectory, backbone_device, evaluation_images, evaluation_names, initial_noise, sample_sde,
                            schedule_on, step_mean)
@@ -54,7 +56,6 @@ from guard.sde import gaussian_log_prob
 from jobs.cli import init_torch, job_parser
 from jobs.config import ConfigError, TrainConfig, load_config
 
-LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "logratios.jsonl")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -71,51 +72,9 @@ class Batch:
     """(B,) of the whole batch, on the CPU."""
 
 
-def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append rows to a JSON-lines file."""
-    with path.open("a") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-
-
-def truncate_jsonl(path: Path, before_iteration: int) -> None:
-    """Keep only rows logged before ``before_iteration`` (work a resumed run will redo is removed)."""
-    if path.is_file():
-        rows = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] < before_iteration]
-        path.write_text("".join(row + "\n" for row in rows))
-
-
 def build_schedule(config: TrainConfig) -> SDESchedule:
     """The training SDE schedule named by ``config.sampler``."""
     return SCHEDULES[config.sampler](config.num_steps, config.shift, config.noise_level)
-
-
-def micro_batches(n: int, size: int) -> list[torch.Tensor]:
-    """Row indices 0..n-1 in consecutive chunks of at most ``size`` (one chunk when size is 0; none when n is 0)."""
-    return list(torch.arange(n).split(size or max(n, 1))) if n else []
-
-
-def host_floats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with their tensor values as floats, copied from the device at once (one host sync)."""
-    keys = [(i, key) for i, row in enumerate(rows) for key, v in row.items() if isinstance(v, torch.Tensor)]
-    values = torch.stack([rows[i][key].float() for i, key in keys]).tolist() if keys else []
-    out = [dict(row) for row in rows]
-    for (i, key), v in zip(keys, values):
-        out[i][key] = v
-    return out
-
-
-def accumulate(total: list[torch.Tensor | None], grads: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
-    """total + grads per parameter, in place where total has a tensor, as autograd accumulates (None: no gradient)."""
-    return [None if g is None and t is None else g.clone() if t is None else t if g is None else t.add_(g)
-            for t, g in zip(total, grads)]
-
-
-def trained_step_indices(batch: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample trained steps (B, trained): the first ones, or a random subset of the trainable ones."""
-    if config.trained_steps == config.trainable_steps:
-        return torch.arange(config.trained_steps).expand(batch, -1)
-    return torch.stack([torch.randperm(config.trainable_steps, generator=generator)[: config.trained_steps]
-                        for _ in range(batch)])
 
 
 class Trainer:
@@ -150,11 +109,11 @@ class Trainer:
         Every process checks the config and loads the checkpoint; only the main one writes. The main
         process's weights are then copied to the others.
         """
-        changed = self.config_changes()
+        changed = config_changes(self.out, self.config.to_dict(), self.restart_on_change)
         self.processes.barrier()  # every process has read the saved config before it is replaced
         if self.processes.is_main:
             if changed:
-                self.set_aside()
+                set_aside(self.out)
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.processes.barrier()
@@ -171,27 +130,6 @@ class Trainer:
         if self.processes.is_main:
             for name in LOG_FILES:
                 truncate_jsonl(self.out / name, self.start)
-
-    def config_changes(self) -> dict[str, tuple[Any, Any]]:
-        """Keys whose value differs from the run folder's saved config (key: (saved, new)); raises unless restarting."""
-        saved = self.out / "config.yaml"
-        if not saved.is_file():
-            return {}
-        previous = yaml.safe_load(saved.read_text())
-        changed = {k: (previous.get(k), v) for k, v in self.config.to_dict().items()
-                   if k != "iterations" and previous.get(k) != v}
-        if changed and not self.restart_on_change:
-            raise ConfigError(f"{self.out} holds a run with another config (key: (saved, new)) {changed}; "
-                              "use a new output folder, delete this one, or pass --on-config-change restart")
-        return changed
-
-    def set_aside(self) -> None:
-        """Move a run made with another config to ``<out>.replaced-<n>`` (kept, not deleted) and start afresh."""
-        n = 1
-        while self.out.with_name(f"{self.out.name}.replaced-{n}").exists():
-            n += 1
-        self.out.rename(self.out.with_name(f"{self.out.name}.replaced-{n}"))
-        (self.out / "samples").mkdir(parents=True)
 
     def save(self, iteration: int) -> None:
         """Checkpoint after ``iteration`` completed iterations (called on the main process only)."""

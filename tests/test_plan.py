@@ -99,7 +99,7 @@ def test_activation_memory_estimate_is_within_a_factor_of_a_measured_cpu_peak(fo
     33 / 91 MB measured)."""
     arch = from_folder("sd35", folders["sd35"])
     config = tiny_config(folders["sd35"], "sd35", resolution=256, forward_batch=8)
-    config.group_size = 12
+    config.group_size, config.steps_per_backward = 12, 1  # one denoising step per forward/backward, as measured
     estimate, measured = [], []
     for samples in (4, 12):
         config.micro_batch = samples
@@ -108,6 +108,8 @@ def test_activation_memory_estimate_is_within_a_factor_of_a_measured_cpu_peak(fo
     assert measured[1] - measured[0] > 30 * 2**20  # well above the allocator's noise (a few MB)
     for e, m in [*zip(estimate, measured), (estimate[1] - estimate[0], measured[1] - measured[0])]:
         assert 1 / 1.5 < e / m < 1.5
+    config.steps_per_backward = 0  # every trained step of the micro-batch in one call: that many times the rows
+    assert memory_per_gpu(config, arch)["activations"] * 2**30 == pytest.approx(config.trained_steps * estimate[1])
 
 
 def test_plan_of_the_paper_grid_lists_every_training_job_with_its_gpus(tmp_path):
