@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from snakemake.utils import update_config
 
 from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops,
                         text_flops)
@@ -194,14 +195,17 @@ def write_plan(experiment: dict[str, Any], out: str | Path, throughput: list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configfile", required=True, help="an experiment YAML (workflow/config/<exp>.yaml)")
+    parser.add_argument("--configfile", required=True, nargs="+",
+                        help="an experiment YAML (workflow/config/<exp>.yaml), then overlays merged as snakemake does")
     parser.add_argument("--gpu-memory-gb", type=float, help="memory of one GPU; jobs above it are flagged "
                         "(default: the config's plan.gpu_memory_gb, else 80)")
     parser.add_argument("--throughput", nargs="+", help="bench/gpu_check.py JSONs (achieved TFLOP/s of their backbone) "
                         "instead of the assumption (default: the config's plan.throughput)")
     parser.add_argument("--out", help="write <out>.md and <out>.json (default: results/<experiment>/plan)")
     args = parser.parse_args(argv)
-    experiment = yaml.safe_load(Path(args.configfile).read_text())
+    experiment: dict[str, Any] = {}
+    for path in args.configfile:
+        update_config(experiment, yaml.safe_load(Path(path).read_text()))
     options = experiment.get("plan", {})
     print(write_plan(experiment, args.out or f"results/{experiment['experiment']}/plan",
                      args.throughput or options.get("throughput"), args.gpu_memory_gb or options.get("gpu_memory_gb", 80.0)))
