@@ -356,8 +356,8 @@ C6 = "Over training the baseline's proxy rises while gold falls"
 
 def change(s: Setting, variant: str, column: str) -> dict[int, float]:
     """Final minus first evaluation of ``column``, per seed."""
-    return {int(seed): float(run.sort_values("iteration")[column].iloc[-1] - run.sort_values("iteration")[column].iloc[0])
-            for seed, run in s.evals[s.evals.variant == variant].groupby("seed")}
+    runs = s.evals[s.evals.variant == variant].sort_values("iteration").groupby("seed")[column]
+    return {int(seed): float(values.iloc[-1] - values.iloc[0]) for seed, values in runs}
 
 
 def c6_baseline_hacking(s: Setting) -> list[dict[str, Any]]:
@@ -378,6 +378,13 @@ def paired(matched: pd.DataFrame, column: str, a: str, b: str) -> pd.DataFrame:
 
 def by_seed(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float]) -> dict[int, float]:
     return {int(seed): float(fn(g)) for seed, g in frame.groupby(level="seed")} if len(frame) else {}
+
+
+def iteration_gap(s: Setting, a: str, b: str) -> dict[int, float]:
+    """Per seed: iterations run ``a`` needs to reach the matched proxy levels minus run ``b``'s (mean over the
+    levels both reach)."""
+    diff = paired(s.matched([b, a]), "iteration", a, b)
+    return by_seed(diff, lambda d: (d[a] - d[b]).mean())
 
 
 def missing(s: Setting, variants: Sequence[str | None], names: Sequence[str]) -> str:
@@ -427,10 +434,8 @@ def c9_rationorm_slower(s: Setting) -> list[dict[str, Any]]:
     why = missing(s, [b, rn], ["baseline", "RatioNorm"])
     if why:
         return [untested("C9", C9, "iterations to reach the proxy levels", why, SRC_MATCHED)]
-    diff = paired(s.matched([b, rn]), "iteration", rn, b)
     return [row("C9", C9, "iterations to reach each matched proxy level, RatioNorm minus baseline, mean over levels > 0 "
-                "('slightly' is not tested)", [rn, b], by_seed(diff, lambda d: (d[rn] - d[b]).mean()), 0.0, math.inf,
-                SRC_MATCHED)]
+                "('slightly' is not tested)", [rn, b], iteration_gap(s, rn, b), 0.0, math.inf, SRC_MATCHED)]
 
 
 C10 = "Temp-Reweight optimizes faster but collapses earlier"
@@ -449,7 +454,6 @@ def c10_temp_reweight(s: Setting) -> list[dict[str, Any]]:
     why = missing(s, [b, tr], ["baseline", "Temp-Reweight"])
     if why:
         return [untested("C10", C10, "Temp-Reweight speed and collapse", why, SRC_MATCHED)]
-    diff = paired(s.matched([b, tr]), "iteration", tr, b)
     runs = s.evals[s.evals.variant.isin([b, tr])].groupby(["seed", "variant"])[["iteration", "avg_gold"]]
     collapse = runs.apply(collapse_iteration).unstack("variant")
     cap = float(s.evals.iteration.max()) + 1  # a run that never collapses counts as collapsing after the last evaluation
@@ -457,7 +461,7 @@ def c10_temp_reweight(s: Setting) -> list[dict[str, Any]]:
     capped = collapse.clip(upper=cap)
     earlier = {int(seed): float(capped.loc[seed, tr] - capped.loc[seed, b]) for seed in collapse.index[seen]}
     speed = row("C10", C10, "iterations to reach each matched proxy level, Temp-Reweight minus baseline, mean over "
-                "levels < 0", [tr, b], by_seed(diff, lambda d: (d[tr] - d[b]).mean()), -math.inf, 0.0, SRC_MATCHED)
+                "levels < 0", [tr, b], iteration_gap(s, tr, b), -math.inf, 0.0, SRC_MATCHED)
     check = (f"first evaluation with Average(gold) < {COLLAPSE:g}, Temp-Reweight minus baseline < 0 (a run that never "
              f"gets there counts as iteration {cap:g})")
     if not earlier:

@@ -69,19 +69,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mutants", type=Path, default=Path("mutants"))
     parser.add_argument("--min", type=float, default=90.0, help="lowest acceptable percent killed per module")
-    parser.add_argument("--survivors", action="store_true", help="also list every surviving mutant")
+    parser.add_argument("--survivors", action="store_true", help="also list the surviving mutants of the scored functions (equivalent ones left out)")
     args = parser.parse_args()
     rows = mutant_rows(args.mutants)
     if rows.empty:
         parser.exit(2, f"error: no mutmut results under {args.mutants}; run `mutmut run` first\n")
-    table = scores(rows, equivalent_mutants())
+    equivalent = equivalent_mutants()
+    table = scores(rows, equivalent)
     print(table.to_string())
     if args.survivors:
         survived = chosen(rows)
-        print("\n".join(k for k in survived[survived.status == "survived"].key if k not in equivalent_mutants()))
+        print("\n".join(k for k in survived[survived.status == "survived"].key if k not in equivalent))
     low = table[table.percent < args.min]
-    if not table[table["not checked"] > 0].empty:
-        print(f"not all mutants were checked: {', '.join(table[table['not checked'] > 0].index)}", file=sys.stderr)
+    unchecked = table[table["not checked"] > 0].index
+    if len(unchecked):
+        print(f"not all mutants were checked: {', '.join(unchecked)}", file=sys.stderr)
     if not low.empty:
         print(f"below {args.min}% killed: {', '.join(low.index)}", file=sys.stderr)
     return 1 if not low.empty else 0
