@@ -5,9 +5,9 @@ variant for a few iterations in this one process, logging as the workflow does (
 ``step_grad_norm_every``; no histograms or evaluations). After each iteration the same rows go
 through the bare velocity net: the rollout's forwards without autograd, and per optimizer step the
 forward/backward of the minibatch's trained rows in the calls the trainer makes (``steps_per_backward``
-steps of a micro-batch at a time; one step per call on the iterations that log step gradient
-norms), with a plain loss. Times are this process's CPU seconds (equal to wall time on an idle core,
-and not inflated by other processes on a shared machine). Prints a JSON table: seconds per phase and
+steps of a micro-batch at a time, also on the iterations that log each step's gradient norm: the
+trainer takes them from the same backward), with a plain loss. Times are this process's CPU seconds
+(equal to wall time on an idle core, and not inflated by other processes on a shared machine). Prints a JSON table: seconds per phase and
 the floor, trainer / floor on the iterations with and without step gradient norms and on average
 (goal: at most 1.5), and GRPO-Guard over FlowGRPO.
 """
@@ -33,7 +33,7 @@ GOAL = 1.5
 """Most trainer seconds per second of the model's own forward/backward."""
 
 
-def floor_seconds(trainer: Trainer, batch: Batch, kept: int, tracked: bool) -> tuple[float, float]:
+def floor_seconds(trainer: Trainer, batch: Batch, kept: int) -> tuple[float, float]:
     """CPU seconds of the bare model on one iteration's rows: (rollout forwards, update forward/backwards)."""
     c, backbone, traj, sched = trainer.config, trainer.backbone, batch.traj, trainer.sched
     start = time.process_time()
@@ -44,7 +44,7 @@ def floor_seconds(trainer: Trainer, batch: Batch, kept: int, tracked: bool) -> t
     start = time.process_time()
     for _ in range(c.inner_epochs):
         for mb in torch.arange(kept).tensor_split(c.minibatches):
-            for js in micro_batches(c.trained_steps, 1 if tracked else c.steps_per_backward):
+            for js in micro_batches(c.trained_steps, c.steps_per_backward):
                 for part in micro_batches(len(mb), c.micro_batch):
                     rows, k = mb[part].repeat(len(js)), js.repeat_interleave(len(part))
                     v = backbone.velocity(traj.latents[rows, k], sched.t[k], backbone.select(batch.cond, rows))
@@ -68,7 +68,7 @@ def measure(config: TrainConfig) -> pd.DataFrame:
             trainer.log({"iteration": i, **row, **stats}, step_rows, hist_rows)
             update = time.process_time() - start
             tracked = config.step_grad_norm_every > 0 and i % config.step_grad_norm_every == 0
-            floor_sample, floor_update = floor_seconds(trainer, batch, stats["kept"], tracked)
+            floor_sample, floor_update = floor_seconds(trainer, batch, stats["kept"])
             records.append({"tracked": tracked, "time_rollout": rollout, "time_update": update,
                             "floor_sample": floor_sample, "floor_update": floor_update})
     frame = pd.DataFrame(records).iloc[1:]  # the first iteration warms up

@@ -53,6 +53,7 @@ from guard.rollout import (Trajectory, backbone_device, evaluation_images, evalu
                            schedule_on, step_mean)
 from guard.schedule import SCHEDULES, SDESchedule
 from guard.sde import gaussian_log_prob
+from guard.stepnorm import GroupGradNorms, column_groups, set_column_values
 from jobs.cli import init_torch, job_parser
 from jobs.config import ConfigError, TrainConfig, load_config
 
@@ -93,8 +94,9 @@ class Trainer:
         self.variant = get_variant(config.variant)
         self.sched = schedule_on(build_schedule(config), self.device)
         self.params = [p for p in backbone.trainable_parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,
-                                           weight_decay=config.weight_decay)
+        self.step_norms = GroupGradNorms(self.params)
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.adam_betas,  # fused: 3x faster on CPU
+                                           weight_decay=config.weight_decay, fused=True)
         self.ema = EMA(self.params, config.ema_decay, config.ema_every)
         # fp16 autocast: losses scaled before backward, gradients unscaled before clipping (a no-op otherwise)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=getattr(backbone, "grad_scaling", False))
@@ -197,8 +199,9 @@ class Trainer:
         The trained steps are drawn for the whole minibatch; this process computes the loss of the
         samples it holds, each step's loss summed over them and divided by len(mb), so the
         processes' gradients add up to the gradient of the whole minibatch. One forward/backward
-        covers ``steps_per_backward`` steps of a micro-batch; a single step on the iterations that log
-        each step's gradient norm (that step's own gradient, then added to the minibatch's).
+        covers ``steps_per_backward`` steps of a micro-batch. Each step's gradient norm, on the iterations
+        that log it, comes from that backward (guard/stepnorm.py) where one process holds the whole
+        micro-batch; otherwise from a backward per step (that step's own gradient, then added to the minibatch's).
         """
         c = self.config
         all_steps = trained_step_indices(len(mb), c, self.generator)
@@ -207,23 +210,30 @@ class Trainer:
         cond = self.backbone.select(batch.cond, local)
         n_steps = all_steps.shape[1]
         rows, hist, losses, trained = [], [], [], []
-        track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0
-        accumulated = [None] * len(self.params) if track else None
+        one_step = (all_steps == all_steps[:1]).all(0)  # the columns of a single denoising step have a step's norm
+        track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0 and bool(one_step.any())
         parts = micro_batches(len(local), c.micro_batch)
-        for js in micro_batches(n_steps, 1 if track else c.steps_per_backward):
+        # each step's gradient norm: from the one backward of all steps where its rows are all here, else a backward per step
+        ghost = (track and c.steps_per_backward != 1 and self.backbone.rows_in_one_call and self.processes.world == 1
+                 and len(parts) == 1)
+        accumulated = [None] * len(self.params) if track and not ghost else None
+        for js in micro_batches(n_steps, 1 if accumulated is not None else c.steps_per_backward):
             for part in parts:
                 k = steps[part][:, js]
                 part_cond = cond if len(parts) == 1 else self.backbone.select(cond, part)
-                loss, step_rows, step_hist = self.step_loss(batch.traj, local[part], k, part_cond, adv[part], len(mb),
-                                                            iteration, update)
+                with self.step_norms.tracking(column_groups(len(js), len(part)), len(js)) if ghost else nullcontext() as sq:
+                    loss, step_rows, step_hist = self.step_loss(batch.traj, local[part], k, part_cond, adv[part],
+                                                                len(mb), iteration, update)
+                    self.scaler.scale(loss / n_steps).backward()
+                if ghost:
+                    set_column_values(step_rows, k, sq.sqrt() / self.scaler.get_scale() * n_steps, "step_grad_norm")
                 rows += step_rows
                 hist += step_hist
-                self.scaler.scale(loss / n_steps).backward()
                 losses.append(loss.detach())
                 trained.append(k)
             if accumulated is not None:
                 step_grad = [p.grad for p in self.params]  # the gradient of this one step of every sample
-                if len(torch.unique(all_steps[:, js])) == 1:  # ... and that of one denoising step
+                if one_step[js].all():  # ... and that of one denoising step
                     total = self.processes.summed([torch.zeros_like(p) if g is None else g
                                                    for p, g in zip(self.params, step_grad)])
                     if len(local):

@@ -54,7 +54,8 @@ class TrainConfig:
                              "0 = the whole minibatch at once)", 0)
     steps_per_backward: int = _help("trained denoising steps of a micro-batch in one forward/backward (0 = all at once: the "
                                     "fastest; 1 = one step per backward as the reference code: the least activation "
-                                    "memory); the loss is the same. Iterations that log step_grad_norm use 1", 0)
+                                    "memory); the loss is the same. Iterations that log step_grad_norm take it from "
+                                    "that backward (one process, no micro-batches), else use 1", 0)
     # objective
     clip_eps: float = _help("symmetric PPO clip range of the ratio", 1e-4)
     kl_beta: float = _help("weight of the KL to the reference policy (0 = no KL)", 0.0)
@@ -81,7 +82,8 @@ class TrainConfig:
     eval_batch: int = _help("images sampled and decoded at a time in evaluation and sampling (0 = all at once)", 0)
     checkpoint_every: int = _help("iterations between checkpoints", 20)
     histogram_iterations: list[int] = _help("iterations whose raw per-sample log-ratios are saved", factory=list)
-    step_grad_norm_every: int = _help("iterations between logs of each step's gradient norm (a grad copy per step; 0 = never)", 1)
+    step_grad_norm_every: int = _help("iterations between logs of each step's gradient norm (0 = never; a backward and a grad "
+                                       "copy per step where steps_per_backward cannot give it, see there)", 1)
     # domain
     backbone: dict[str, Any] = _help("backbone name and its options", factory=lambda: {"name": "nano"})
     task: dict[str, Any] = _help("proxy reward name, gold metrics, prompts folder and evaluation sets (eval/tasks.py)",

@@ -217,6 +217,8 @@ class DiffusersBackbone(ABC):
     the input's device (so a trainer that keeps latents on ``device`` never copies).
     """
 
+    rows_in_one_call = False  # rows go through in padded chunks of forward_batch
+
     def __init__(self, pipe: Any, options: DiffusersOptions) -> None:
         self.pipe, self.options = pipe, options
         self.device: torch.device = next(pipe.transformer.parameters()).device

@@ -229,6 +229,7 @@ class NanoBackbone:
     """``guard.backbone.Backbone`` over the nano net: a trainable copy and a frozen reference copy."""
 
     latent_shape: tuple[int, ...] = LATENT_SHAPE
+    rows_in_one_call: bool = True
 
     def __init__(self, net: VelocityNet) -> None:
         torch.set_flush_denormal(True)
