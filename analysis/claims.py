@@ -199,8 +199,7 @@ def per_seed(frame: pd.DataFrame, variant: str, fn: Callable[[pd.DataFrame], flo
     """fn of each seed's per-step table (or rows) of one variant."""
     part = frame[frame.index.get_level_values("variant") == variant] if "variant" in frame.index.names \
         else frame[frame.variant == variant]
-    groups = part.groupby(level="seed") if "seed" in part.index.names else part.groupby("seed")
-    return {int(seed): float(fn(g)) for seed, g in groups}
+    return {int(seed): float(fn(g)) for seed, g in part.groupby("seed")}  # a column or an index level
 
 
 def low_noise(steps: pd.Index) -> np.ndarray:
@@ -361,7 +360,7 @@ def c5_gradient_spread(s: Setting) -> list[dict[str, Any]]:
         if predicted is None and not paper_row:
             out.append({**row("C5", C5, f"{v} ({method}): max/min over steps; the paper's scale depends on dmu, not on "
                               "the schedule alone", [v], measured, -math.inf, math.inf, SRC_GRAD),
-                        "verdict": NOT_TESTED, "reason": "no schedule-only prediction", "seeds_needed": None})
+                        "verdict": NOT_TESTED, "reason": "no schedule-only prediction"})  # an infinite band needs no seeds
         elif predicted is not None:
             out.append(row("C5", C5, f"{v} ({method}): max/min within a factor {ABOUT:g} of the schedule's prediction "
                            f"{predicted:.2f}x ({'max h / min h' if method == 'rationorm' else 'constant'} over the "
@@ -385,7 +384,7 @@ def change(s: Setting, variant: str, column: str) -> dict[int, float]:
 def c6_baseline_hacking(s: Setting) -> list[dict[str, Any]]:
     """C6: baseline proxy final - first > 0 and Average(gold) final - first < 0."""
     b = s.baseline
-    if b is None or s.evals.empty or b not in set(s.evals.variant):
+    if b not in set(s.evals.variant):
         return [untested("C6", C6, "baseline proxy and gold over training", "no baseline run with eval.jsonl", SRC_CURVES)]
     return [row("C6", C6, "proxy: last minus first evaluation > 0", [b], change(s, b, "proxy"), 0.0, math.inf, SRC_CURVES),
             row("C6", C6, "Average(gold): last minus first evaluation < 0", [b], change(s, b, "avg_gold"), -math.inf, 0.0,
@@ -395,7 +394,7 @@ def c6_baseline_hacking(s: Setting) -> list[dict[str, Any]]:
 def paired(matched: pd.DataFrame, column: str, a: str, b: str) -> pd.DataFrame:
     """Per seed and level reached by both runs: ``column`` of a and of b."""
     wide = matched.pivot_table(index=["seed", "fraction"], columns="variant", values=column)
-    return wide[[a, b]].dropna() if {a, b} <= set(wide.columns) else pd.DataFrame(columns=[a, b])
+    return wide.reindex(columns=[a, b]).dropna()
 
 
 def by_seed(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float]) -> dict[int, float]:
@@ -411,7 +410,7 @@ def iteration_gap(s: Setting, a: str, b: str) -> dict[int, float]:
 
 def missing(s: Setting, variants: Sequence[str | None], names: Sequence[str]) -> str:
     """Why a matched-proxy claim cannot run, or '' where it can."""
-    absent = [n for v, n in zip(variants, names) if v is None or s.evals.empty or v not in set(s.evals.variant)]
+    absent = [n for v, n in zip(variants, names) if v not in set(s.evals.variant)]
     return f"no {', '.join(absent)} run on the baseline's sampler with eval.jsonl" if absent else ""
 
 
@@ -441,7 +440,7 @@ def c8_mean_revised(s: Setting) -> list[dict[str, Any]]:
     if why:
         return [untested("C8", C8, "Mean-revised at matched proxy", why, SRC_MATCHED)]
     wide = s.matched([b, mr, g]).pivot_table(index=["seed", "fraction"], columns="variant", values="avg_gold")
-    wide = wide[[b, mr, g]].dropna() if {b, mr, g} <= set(wide.columns) else pd.DataFrame(columns=[b, mr, g])
+    wide = wide.reindex(columns=[b, mr, g]).dropna()
     return [row("C8", C8, "Mean-revised minus the midpoint of baseline and GRPO-Guard Average(gold), mean over the "
                 "matched proxy levels all three reach, > 0 (closer to GRPO-Guard)", [mr, b, g],
                 by_seed(wide, lambda d: (d[mr] - (d[b] + d[g]) / 2).mean()), 0.0, math.inf, SRC_MATCHED)]
@@ -502,12 +501,12 @@ C11 = ("Main table: GRPO-Guard keeps more Avg(gold) than FlowGRPO / DanceGRPO at
 def final_pairs(s: Setting, a: str, b: str, column: str) -> dict[int, float]:
     """Per seed both variants have: final ``column`` of a minus b."""
     wide = s.scores[s.scores.variant.isin([a, b])].pivot_table(index="seed", columns="variant", values=column)
-    wide = wide.dropna() if {a, b} <= set(wide.columns) else pd.DataFrame(columns=[a, b])
+    wide = wide.reindex(columns=[a, b]).dropna()
     return {int(seed): float(r[a] - r[b]) for seed, r in wide.iterrows()}
 
 
 def proxy_tolerance(s: Setting, baseline: str) -> float:
-    """PROXY_TOLERANCE x the baseline's mean final proxy gain over the base model."""
+    """PROXY_TOLERANCE x the baseline's mean final proxy gain over the base model; NaN without its final scores."""
     gain = float(s.scores[s.scores.variant == baseline].proxy.mean()) - s.base_proxy
     return PROXY_TOLERANCE * abs(gain)
 
@@ -555,7 +554,7 @@ def c12_public_presets(s: Setting) -> list[dict[str, Any]]:
         keys = sorted(k for k in set(s.configs[preset]) | set(s.configs[ref])
                       if k != "seed" and s.configs[preset].get(k) != s.configs[ref].get(k))
         deviation = ", ".join(f"{k}: {s.configs[preset].get(k)}" for k in keys)
-        tol = proxy_tolerance(s, s.baseline) if s.baseline else math.nan
+        tol = proxy_tolerance(s, s.baseline)
         out.append(row("C12", C12, f"{deviation}: final Average(gold) minus {ref}'s within +-{GOLD_TOLERANCE:g}",
                        [preset, ref], final_pairs(s, preset, ref, "avg_gold"), -GOLD_TOLERANCE, GOLD_TOLERANCE, SRC_MAIN))
         check = f"{deviation}: final proxy minus {ref}'s within +-{tol:.3g} ({PROXY_TOLERANCE:g} x the baseline's proxy gain)"

@@ -256,8 +256,8 @@ def test_c1_per_seed_values():
     assert values_of(growth) == pytest.approx([(10 / 3) / 1.5, 2.5 / 2.5, (5 + 5 / 3) / 3 / 3.5], abs=1e-3)
     assert (top["check"], top["variants"], top["source"], top["claim"], top["id"]) == (
         "max over trained steps of the off-policy log-ratio mean < 0", "flowgrpo", SRC_STEPS, C1, "C1")
-    assert (growth["check"], growth["variants"], growth["source"], growth["claim"]) == (
-        "|shift/std| at the low-noise half of the steps over the high-noise half > 1", "flowgrpo", SRC_STEPS, C1)
+    assert (growth["check"], growth["variants"], growth["source"], growth["claim"], growth["id"]) == (
+        "|shift/std| at the low-noise half of the steps over the high-noise half > 1", "flowgrpo", SRC_STEPS, C1, "C1")
     assert top["verdict"] == growth["verdict"] == INCONCLUSIVE
 
 
@@ -314,9 +314,9 @@ def test_c2_rows():
     assert "< 2.58 (Bonferroni 95%)" in top["check"]
     assert values_of(top) == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)  # step 0: 0.5 / 0.5
     assert values_of(relative) == pytest.approx([0.1, 0.1, 0.2], abs=1e-4)  # the low half only
-    assert (relative["check"], relative["source"], relative["variants"]) == (
+    assert (relative["check"], relative["source"], relative["variants"], relative["claim"], relative["id"]) == (
         "low-noise half of the steps: max of |measured mean - predicted (-b)| / b < 0.2",
-        SRC_STEPS + " (predicted_mean)", "flowgrpo")
+        SRC_STEPS + " (predicted_mean)", "flowgrpo", C2, "C2")
 
 
 @pytest.mark.parametrize("scale,verdict", [(0.999, REPRODUCED), (1.001, NOT_REPRODUCED)])
@@ -396,6 +396,7 @@ def test_c4_symmetry_edges(ratio, verdict):
 def test_spread_is_max_over_min_of_the_logged_steps():
     assert spread(per_step_frame(step_grad_norm=[2.0, math.nan, 8.0, 4.0, 3.0])) == 4.0
     assert math.isnan(spread(per_step_frame(step_grad_norm=[2.0] + [math.nan] * 4)))
+    assert spread(per_step_frame(step_grad_norm=[2.0, 3.0] + [math.nan] * 3)) == 1.5
 
 
 def test_about_is_within_a_factor_2():
@@ -442,6 +443,12 @@ def test_c5_rows_per_variant():
     assert all(values_of(r) == [3.0] * 3 for r in rows[:-1])
     assert [r["seeds"] for r in rows] == [3] * 6 + [0]
     assert rows[1]["mean"] == 3.0 and rows[1]["seeds_needed"] is None and math.isnan(rows[-1]["mean"])
+    assert all(list(r) == COLUMNS for r in rows)
+
+
+def test_c5_a_variant_without_gradient_norms_does_not_stop_the_others():
+    rows = c5_gradient_spread(setting({"none": "mean_revised", "g": "grpo_guard"}, grad("g", last=2.0)))
+    assert [r["variants"] for r in rows] == ["none", "g", "g"]
 
 
 def test_c5_not_tested_row_drops_the_seeds_needed_of_its_infinite_band():
@@ -588,6 +595,10 @@ def test_matched_takes_the_levels_of_the_first_comparison_holding_the_variants()
     assert set(grouped.matched(["flowgrpo", "grpo_guard"]).variant) == set(configs)
     assert values_of(c7_guard_at_matched_proxy(grouped)[0]) == pytest.approx([0.05] * 3)
     assert setting(configs, evals=evals(curves), comparisons=None).matched(["flowgrpo"]).proxy_level.max() == 1.0
+    exact = setting(configs, evals=evals(curves), comparisons={"y": list(configs), "x": ["grpo_guard", "flowgrpo"]})
+    assert set(exact.matched(["flowgrpo", "grpo_guard"]).variant) == set(configs)  # the first comparison holding both
+    exact = setting(configs, evals=evals(curves), comparisons={"x": ["grpo_guard", "flowgrpo"], "y": list(configs)})
+    assert set(exact.matched(["flowgrpo", "grpo_guard"]).variant) == {"flowgrpo", "grpo_guard"}
 
 
 def three(mr_gold, curves=None, **configs):
@@ -615,6 +626,8 @@ def test_c8_levels_all_three_reach():
     curves = {"flowgrpo": line(1.0, 0.5), "mr": line(1.0, 0.9), "g": lambda it, seed: line(1.0 if seed else 0.0, 0.9)(it, seed)}
     r = c8_mean_revised(three(0.9, curves))[0]
     assert r["per_seed"].startswith("s1: ") and r["seeds"] == 2
+    flat = {"flowgrpo": line(1.0, 0.5), "mr": line(1.0, 0.9), "g": line(0.0, 0.9)}  # no level above the base
+    assert c8_mean_revised(three(0.9, flat))[0]["reason"] == "no seed has this value"
 
 
 def test_c8_to_c10_not_tested_name_what_is_missing():
@@ -626,8 +639,13 @@ def test_c8_to_c10_not_tested_name_what_is_missing():
     not_tested(c10_temp_reweight(s), "C10", "Temp-Reweight speed and collapse",
                "no Temp-Reweight run on the baseline's sampler with eval.jsonl", SRC_MATCHED)
     assert [c(s)[0]["claim"] for c in (c8_mean_revised, c9_rationorm_slower, c10_temp_reweight)] == [C8, C9, C10]
-    assert missing(s, [None, "g", "x"], ["a", "b", "c"]) == "no a, c run on the baseline's sampler with eval.jsonl"
-    assert missing(s, ["g"], ["b"]) == ""
+    s = setting({"mr": "mean_revised", "rn": "rationorm", "tr": "temp_reweight"},
+                evals=evals({"mr": line(1, 1), "rn": line(1, 1), "tr": line(1, 1)}))
+    assert c8_mean_revised(s)[0]["reason"] == "no baseline, GRPO-Guard run on the baseline's sampler with eval.jsonl"
+    assert c9_rationorm_slower(s)[0]["reason"] == "no baseline run on the baseline's sampler with eval.jsonl"
+    assert c10_temp_reweight(s)[0]["reason"] == "no baseline run on the baseline's sampler with eval.jsonl"
+    assert missing(s, [None, "mr", "x"], ["a", "b", "c"]) == "no a, c run on the baseline's sampler with eval.jsonl"
+    assert missing(s, ["rn"], ["b"]) == ""
     assert missing(setting({"g": "grpo_guard"}), ["g"], ["b"]) == "no b run on the baseline's sampler with eval.jsonl"
 
 
@@ -682,6 +700,7 @@ def test_c10_rows():
     ((1.0, 0.6, 0.4, 0.3), (1.0, 0.6, 0.4, 0.3), 0.0, REPRODUCED),
     ((1.0, 0.6, 0.6, 0.4), (1.0, 0.6, 0.4, 0.3), 10.0, NOT_REPRODUCED),
     ((1.0, 0.6, 0.6, 0.6), (1.0, 0.6, 0.4, 0.3), 11.0, NOT_REPRODUCED),  # never: iteration 31
+    ((1.0, 0.6, 0.6, 0.6), (1.0, 0.6, 0.6, 0.4), 1.0, NOT_REPRODUCED),
     ((1.0, 0.6, 0.4, 0.3), (1.0, 0.6, 0.6, 0.6), -11.0, REPRODUCED)])
 def test_c10_collapse_edges(tr_gold, b_gold, value, verdict):
     collapse = c10_temp_reweight(c10_setting(tr_gold, b_gold))[1]
@@ -860,7 +879,11 @@ def test_setting_read_takes_finished_runs_of_the_settings_variants(tmp_path):
     assert list(read_or_empty(tmp_path, "eval.jsonl", ["other"]).proxy) == [3.0]
     (tmp_path / "base" / "scores").mkdir(parents=True)
     (tmp_path / "base" / "scores" / "summary.jsonl").write_text('{"proxy": 0.5, "accuracy": 1.0}\n')
-    assert base_scores(tmp_path) == {"proxy": 0.5, "accuracy": 1.0}
+    (tmp_path / "a" / "seed0" / "scores").mkdir()
+    (tmp_path / "a" / "seed0" / "scores" / "summary.jsonl").write_text('{"proxy": 0.75}\n')
+    s = Setting.read(tmp_path, {"variants": ["b", "a"], "gold": []})
+    assert s.base == base_scores(tmp_path) == {"proxy": 0.5, "accuracy": 1.0}
+    assert s.raw_scores[["variant", "seed", "proxy"]].values.tolist() == [["a", 0, 0.75]]
 
 
 def test_a_run_without_its_config_is_an_error(tmp_path):
