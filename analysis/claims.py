@@ -398,7 +398,7 @@ def paired(matched: pd.DataFrame, column: str, a: str, b: str) -> pd.DataFrame:
 
 
 def by_seed(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float]) -> dict[int, float]:
-    return {int(seed): float(fn(g)) for seed, g in frame.groupby(level="seed")} if len(frame) else {}
+    return {int(seed): float(fn(g)) for seed, g in frame.groupby(level="seed")}
 
 
 def iteration_gap(s: Setting, a: str, b: str) -> dict[int, float]:

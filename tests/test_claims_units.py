@@ -626,6 +626,12 @@ def test_c8_levels_all_three_reach():
     curves = {"flowgrpo": line(1.0, 0.5), "mr": line(1.0, 0.9), "g": lambda it, seed: line(1.0 if seed else 0.0, 0.9)(it, seed)}
     r = c8_mean_revised(three(0.9, curves))[0]
     assert r["per_seed"].startswith("s1: ") and r["seeds"] == 2
+    # a fourth variant of the comparison that misses seed 0's levels leaves the three's levels as they are
+    fourth = {"flowgrpo": line(1.0, 0.5), "mr": line(1.0, 0.9), "g": line(1.0, 0.9),
+              "x": lambda it, seed: line(1.5 if seed else 0.0, 1.0)(it, seed)}
+    s = setting({"flowgrpo": "flowgrpo", "mr": "mean_revised", "g": "grpo_guard", "x": "rationorm"},
+                evals=evals(fourth), comparisons={"all": ["flowgrpo", "mr", "g", "x"]})
+    assert values_of(c8_mean_revised(s)[0]) == pytest.approx([0.125] * 3)
     flat = {"flowgrpo": line(1.0, 0.5), "mr": line(1.0, 0.9), "g": line(0.0, 0.9)}  # no level above the base
     assert c8_mean_revised(three(0.9, flat))[0]["reason"] == "no seed has this value"
 
