@@ -67,10 +67,10 @@ def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
 def paper_keys(runs: Path, settings: dict[str, Any]) -> pd.DataFrame:
     """Per row of the main table, what matches it to the paper's: the method of a paper-faithful variant (a
     public-script preset gets none), the backbone's name and the task's reward, from the runs' own configs."""
-    setting = claim_checks.Setting(runs, settings)
-    faithful = set(setting.faithful.values())
+    configs = claim_checks.first_configs(runs, settings["variants"])
+    faithful = set(claim_checks.faithful_variants(configs).values())
     keys = {v: (c["variant"] if v in faithful else "", c["backbone"]["name"], c["task"]["reward"])
-            for v, c in setting.configs.items()}
+            for v, c in configs.items()}
     first = next(iter(keys.values()), ("", "", ""))
     keys["base"] = ("base", first[1], first[2])
     return pd.DataFrame.from_dict(keys, orient="index", columns=["method", "backbone_name", "reward"])

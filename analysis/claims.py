@@ -48,28 +48,65 @@ def config_of(folder: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
+def first_configs(root: Path, variants: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Run config of each variant's first finished seed under ``root``, in the order of ``variants``."""
+    first = {}
+    for variant, _, folder in run_folders(root):
+        first.setdefault(variant, folder)
+    return {v: config_of(first[v]) for v in variants if v in first}
+
+
+def faithful_variants(configs: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(method, sampler) -> the first variant running it (the paper-faithful one; later ones are presets)."""
+    out: dict[tuple[str, str], str] = {}
+    for variant, c in configs.items():
+        out.setdefault((c["variant"], c["sampler"]), variant)
+    return out
+
+
+def read_or_empty(root: Path, name: str, variants: Sequence[str]) -> pd.DataFrame:
+    """``name`` of every finished run of ``variants``; empty where no run has it."""
+    try:
+        return read_runs(root, name, list(variants))
+    except FileNotFoundError:
+        return pd.DataFrame(columns=["variant", "seed"])
+
+
+def base_scores(root: Path) -> dict[str, float] | None:
+    """The base model's final scores (base/scores/summary.jsonl), None before the score rule wrote them."""
+    path = root / "base" / "scores" / "summary.jsonl"
+    return pd.read_json(path, lines=True).iloc[0].to_dict() if path.is_file() else None
+
+
 @dataclass
 class Setting:
-    """One setting's finished runs (root = results/<exp>/<backbone>/<task>) and its analysis settings."""
+    """One setting's finished runs, as read by ``Setting.read`` from results/<exp>/<backbone>/<task>, and its
+    analysis settings; every claim is computed from these frames."""
 
-    root: Path
     settings: dict[str, Any]
+    configs: dict[str, dict[str, Any]]
+    """Run config of each variant's first seed, in the setting's variant order."""
+    raw_steps: pd.DataFrame
+    """steps.jsonl of every run, with variant and seed columns."""
+    raw_evals: pd.DataFrame
+    """eval.jsonl of every run."""
+    raw_scores: pd.DataFrame
+    """scores/summary.jsonl (final scores) of every run."""
+    base: dict[str, float] | None
+    """The base model's final scores; None where the score rule has not scored it."""
 
-    @cached_property
-    def configs(self) -> dict[str, dict[str, Any]]:
-        """Run config of each variant's first seed, in the setting's variant order."""
-        first = {}
-        for variant, _, folder in run_folders(self.root):
-            first.setdefault(variant, folder)
-        return {v: config_of(first[v]) for v in self.settings["variants"] if v in first}
+    @classmethod
+    def read(cls, root: Path, settings: dict[str, Any]) -> Setting:
+        """Every finished run of the setting's variants under ``root``."""
+        root, variants = Path(root), settings["variants"]
+        return cls(settings, first_configs(root, variants), read_or_empty(root, "steps.jsonl", variants),
+                   read_or_empty(root, "eval.jsonl", variants),
+                   read_or_empty(root, str(Path("scores") / "summary.jsonl"), variants), base_scores(root))
 
     @cached_property
     def faithful(self) -> dict[tuple[str, str], str]:
         """(method, sampler) -> the first variant running it."""
-        out: dict[tuple[str, str], str] = {}
-        for variant, c in self.configs.items():
-            out.setdefault((c["variant"], c["sampler"]), variant)
-        return out
+        return faithful_variants(self.configs)
 
     @property
     def baseline(self) -> str | None:
@@ -95,28 +132,16 @@ class Setting:
                 out.append((variant, guard))
         return out
 
-    def read(self, name: str) -> pd.DataFrame:
-        """``name`` of every finished run of the setting's variants; empty where no run has it."""
-        try:
-            return read_runs(self.root, name, self.settings["variants"])
-        except FileNotFoundError:
-            return pd.DataFrame(columns=["variant", "seed"])
-
     @cached_property
     def steps(self) -> pd.DataFrame:
         """Off-policy rows of steps.jsonl (minibatches after the first of a rollout)."""
-        steps = self.read("steps.jsonl")
-        return steps[steps["update"] > 0] if "update" in steps else steps
+        return self.raw_steps[self.raw_steps["update"] > 0] if "update" in self.raw_steps else self.raw_steps
 
     @cached_property
     def per_step(self) -> pd.DataFrame:
         """Mean of each step diagnostic per variant, seed and denoising step."""
         columns = [c for c in self.steps.columns if c not in ("variant", "seed", "step", "iteration", "update")]
         return self.steps.groupby(["variant", "seed", "step"])[columns].mean()
-
-    @cached_property
-    def raw_evals(self) -> pd.DataFrame:
-        return self.read("eval.jsonl")
 
     @cached_property
     def gold(self) -> list[str]:
@@ -133,16 +158,13 @@ class Setting:
     @cached_property
     def scores(self) -> pd.DataFrame:
         """Final scores (scores/summary.jsonl) of every run with avg_gold vs the base model's (the main table)."""
-        base = self.root / "base" / "scores" / "summary.jsonl"
-        scored = self.read(str(Path("scores") / "summary.jsonl"))
-        if scored.empty or not base.is_file():
+        if self.raw_scores.empty or self.base is None:
             return pd.DataFrame(columns=["variant", "seed"])
-        return with_average_gold(scored, pd.read_json(base, lines=True).iloc[0].to_dict(), self.settings["gold"])
+        return with_average_gold(self.raw_scores, self.base, self.settings["gold"])
 
-    @cached_property
+    @property
     def base_proxy(self) -> float:
-        base = self.root / "base" / "scores" / "summary.jsonl"
-        return float(pd.read_json(base, lines=True).proxy.iloc[0])
+        return float(self.base["proxy"])
 
     def matched(self, variants: Sequence[str]) -> pd.DataFrame:
         """matched_proxy over the first comparison holding ``variants`` (as its table), else over them alone."""
@@ -177,8 +199,7 @@ def per_seed(frame: pd.DataFrame, variant: str, fn: Callable[[pd.DataFrame], flo
     """fn of each seed's per-step table (or rows) of one variant."""
     part = frame[frame.index.get_level_values("variant") == variant] if "variant" in frame.index.names \
         else frame[frame.variant == variant]
-    groups = part.groupby(level="seed") if "seed" in part.index.names else part.groupby("seed")
-    return {int(seed): float(fn(g)) for seed, g in groups}
+    return {int(seed): float(fn(g)) for seed, g in part.groupby("seed")}  # a column or an index level
 
 
 def low_noise(steps: pd.Index) -> np.ndarray:
@@ -339,7 +360,7 @@ def c5_gradient_spread(s: Setting) -> list[dict[str, Any]]:
         if predicted is None and not paper_row:
             out.append({**row("C5", C5, f"{v} ({method}): max/min over steps; the paper's scale depends on dmu, not on "
                               "the schedule alone", [v], measured, -math.inf, math.inf, SRC_GRAD),
-                        "verdict": NOT_TESTED, "reason": "no schedule-only prediction", "seeds_needed": None})
+                        "verdict": NOT_TESTED, "reason": "no schedule-only prediction"})  # an infinite band needs no seeds
         elif predicted is not None:
             out.append(row("C5", C5, f"{v} ({method}): max/min within a factor {ABOUT:g} of the schedule's prediction "
                            f"{predicted:.2f}x ({'max h / min h' if method == 'rationorm' else 'constant'} over the "
@@ -363,7 +384,7 @@ def change(s: Setting, variant: str, column: str) -> dict[int, float]:
 def c6_baseline_hacking(s: Setting) -> list[dict[str, Any]]:
     """C6: baseline proxy final - first > 0 and Average(gold) final - first < 0."""
     b = s.baseline
-    if b is None or s.evals.empty or b not in set(s.evals.variant):
+    if b not in set(s.evals.variant):
         return [untested("C6", C6, "baseline proxy and gold over training", "no baseline run with eval.jsonl", SRC_CURVES)]
     return [row("C6", C6, "proxy: last minus first evaluation > 0", [b], change(s, b, "proxy"), 0.0, math.inf, SRC_CURVES),
             row("C6", C6, "Average(gold): last minus first evaluation < 0", [b], change(s, b, "avg_gold"), -math.inf, 0.0,
@@ -373,11 +394,11 @@ def c6_baseline_hacking(s: Setting) -> list[dict[str, Any]]:
 def paired(matched: pd.DataFrame, column: str, a: str, b: str) -> pd.DataFrame:
     """Per seed and level reached by both runs: ``column`` of a and of b."""
     wide = matched.pivot_table(index=["seed", "fraction"], columns="variant", values=column)
-    return wide[[a, b]].dropna() if {a, b} <= set(wide.columns) else pd.DataFrame(columns=[a, b])
+    return wide.reindex(columns=[a, b]).dropna()
 
 
 def by_seed(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], float]) -> dict[int, float]:
-    return {int(seed): float(fn(g)) for seed, g in frame.groupby(level="seed")} if len(frame) else {}
+    return {int(seed): float(fn(g)) for seed, g in frame.groupby(level="seed")}
 
 
 def iteration_gap(s: Setting, a: str, b: str) -> dict[int, float]:
@@ -389,7 +410,7 @@ def iteration_gap(s: Setting, a: str, b: str) -> dict[int, float]:
 
 def missing(s: Setting, variants: Sequence[str | None], names: Sequence[str]) -> str:
     """Why a matched-proxy claim cannot run, or '' where it can."""
-    absent = [n for v, n in zip(variants, names) if v is None or s.evals.empty or v not in set(s.evals.variant)]
+    absent = [n for v, n in zip(variants, names) if v not in set(s.evals.variant)]
     return f"no {', '.join(absent)} run on the baseline's sampler with eval.jsonl" if absent else ""
 
 
@@ -419,7 +440,7 @@ def c8_mean_revised(s: Setting) -> list[dict[str, Any]]:
     if why:
         return [untested("C8", C8, "Mean-revised at matched proxy", why, SRC_MATCHED)]
     wide = s.matched([b, mr, g]).pivot_table(index=["seed", "fraction"], columns="variant", values="avg_gold")
-    wide = wide[[b, mr, g]].dropna() if {b, mr, g} <= set(wide.columns) else pd.DataFrame(columns=[b, mr, g])
+    wide = wide.reindex(columns=[b, mr, g]).dropna()
     return [row("C8", C8, "Mean-revised minus the midpoint of baseline and GRPO-Guard Average(gold), mean over the "
                 "matched proxy levels all three reach, > 0 (closer to GRPO-Guard)", [mr, b, g],
                 by_seed(wide, lambda d: (d[mr] - (d[b] + d[g]) / 2).mean()), 0.0, math.inf, SRC_MATCHED)]
@@ -480,12 +501,12 @@ C11 = ("Main table: GRPO-Guard keeps more Avg(gold) than FlowGRPO / DanceGRPO at
 def final_pairs(s: Setting, a: str, b: str, column: str) -> dict[int, float]:
     """Per seed both variants have: final ``column`` of a minus b."""
     wide = s.scores[s.scores.variant.isin([a, b])].pivot_table(index="seed", columns="variant", values=column)
-    wide = wide.dropna() if {a, b} <= set(wide.columns) else pd.DataFrame(columns=[a, b])
+    wide = wide.reindex(columns=[a, b]).dropna()
     return {int(seed): float(r[a] - r[b]) for seed, r in wide.iterrows()}
 
 
 def proxy_tolerance(s: Setting, baseline: str) -> float:
-    """PROXY_TOLERANCE x the baseline's mean final proxy gain over the base model."""
+    """PROXY_TOLERANCE x the baseline's mean final proxy gain over the base model; NaN without its final scores."""
     gain = float(s.scores[s.scores.variant == baseline].proxy.mean()) - s.base_proxy
     return PROXY_TOLERANCE * abs(gain)
 
@@ -533,11 +554,14 @@ def c12_public_presets(s: Setting) -> list[dict[str, Any]]:
         keys = sorted(k for k in set(s.configs[preset]) | set(s.configs[ref])
                       if k != "seed" and s.configs[preset].get(k) != s.configs[ref].get(k))
         deviation = ", ".join(f"{k}: {s.configs[preset].get(k)}" for k in keys)
-        tol = proxy_tolerance(s, s.baseline) if s.baseline else math.nan
+        tol = proxy_tolerance(s, s.baseline)
         out.append(row("C12", C12, f"{deviation}: final Average(gold) minus {ref}'s within +-{GOLD_TOLERANCE:g}",
                        [preset, ref], final_pairs(s, preset, ref, "avg_gold"), -GOLD_TOLERANCE, GOLD_TOLERANCE, SRC_MAIN))
-        out.append(row("C12", C12, f"{deviation}: final proxy minus {ref}'s within +-{tol:.3g} ({PROXY_TOLERANCE:g} x the "
-                       "baseline's proxy gain)", [preset, ref], final_pairs(s, preset, ref, "proxy"), -tol, tol, SRC_MAIN))
+        check = f"{deviation}: final proxy minus {ref}'s within +-{tol:.3g} ({PROXY_TOLERANCE:g} x the baseline's proxy gain)"
+        out.append(row("C12", C12, check, [preset, ref], final_pairs(s, preset, ref, "proxy"), -tol, tol, SRC_MAIN)
+                   if math.isfinite(tol) else
+                   untested("C12", C12, check, "no scored baseline run: the tolerance is a share of its proxy gain",
+                            SRC_MAIN, [preset, ref]))
     return out
 
 
@@ -548,7 +572,7 @@ CLAIMS = [c1_baseline_shift, c2_predicted_shift, c3_clip_asymmetry, c4_normalise
 
 def claims_table(root: Path, settings: dict[str, Any]) -> pd.DataFrame:
     """Every claim's rows for one setting."""
-    s = Setting(Path(root), settings)
+    s = Setting.read(root, settings)
     return pd.DataFrame([r for claim in CLAIMS for r in claim(s)], columns=COLUMNS)
 
 

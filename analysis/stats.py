@@ -59,7 +59,7 @@ def judge(per_seed: Mapping[int, float], lo: float = -math.inf, hi: float = math
         return Verdict(0, math.nan, math.nan, math.nan, NOT_TESTED, "no seed has this value")
     mean = float(values.mean())
     if len(values) == 1:
-        return Verdict(1, mean, math.nan, math.nan, NOT_TESTED, "one seed: no interval over seeds", None)
+        return Verdict(1, mean, math.nan, math.nan, NOT_TESTED, "one seed: no interval over seeds")
     low, high = t_interval(values)
     if lo <= low and high <= hi:
         verdict = REPRODUCED

@@ -71,8 +71,8 @@ def beside_paper(rows: pd.DataFrame) -> pd.DataFrame:
         paper = match.iloc[0]
         cell = {"backbone": r.backbone, "task": r.task, "variant": r.variant, "paper row": f"{backbone} {paper.method}"}
         for ours, theirs in PAPER_METRIC.items():
-            measured = float(r[ours]) * PAPER_SCALE.get(ours, 1.0) if ours in r and pd.notna(r[ours]) else float("nan")
-            reference = float(paper[theirs]) if pd.notna(paper[theirs]) else float("nan")
+            measured = float(r[ours]) * PAPER_SCALE.get(ours, 1.0) if ours in r and pd.notna(r[ours]) else np.nan
+            reference = float(paper[theirs])  # NaN where the paper gives none (the base model's proxy)
             name = "Avg(gold)" if ours == "avg_gold" else theirs
             cell.update({f"{name} paper": reference, f"{name} measured": measured, f"{name} diff": measured - reference})
         cells.append(cell)
