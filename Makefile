@@ -28,9 +28,10 @@ demo: $(STAMP)
 
 # Mutation testing of the formula modules ([tool.mutmut] in pyproject.toml); not part of `make test`.
 # Starts over each time: mutmut keeps a survivor's verdict until its function changes, even when a new test kills it.
+# One torch thread per child: with more, spinning threads of parallel children ran into mutmut's CPU-time limit.
 mutate: $(STAMP)
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(CORES)
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(CORES)
 	$(BIN)/python tests/mutation/score.py
 
 clean:
