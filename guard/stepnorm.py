@@ -77,6 +77,7 @@ class GroupGradNorms:
             yield total
         finally:
             handle.remove()
+        groups = groups.cpu()
         seen = {id(p) for module in calls for p in module.parameters(recurse=False)}
         if not self.params <= seen:
             raise ValueError(f"step gradient norms from one backward: {len(self.params - seen)} trained parameters "
@@ -88,9 +89,9 @@ class GroupGradNorms:
                                  f"one forward, not the batch's {len(groups)} (a weight used twice, or gradient "
                                  "checkpointing); set steps_per_backward: 1 to log them per step")
             if module.weight.requires_grad:
-                total.add_(group_sum_norms_sq(row_gradient_gram(a, g).cpu(), groups.cpu(), n_groups))
+                total.add_(group_sum_norms_sq(row_gradient_gram(a, g).cpu(), groups, n_groups))
             if getattr(module, "bias", None) is not None and module.bias.requires_grad:
-                total.add_(group_sum_norms_sq(row_bias_gram(g).cpu(), groups.cpu(), n_groups))
+                total.add_(group_sum_norms_sq(row_bias_gram(g).cpu(), groups, n_groups))
 
 
 def column_groups(columns: int, rows_per_column: int) -> torch.Tensor:
