@@ -19,8 +19,9 @@ class Backbone(Protocol):
     """Shape of one latent sample, without the batch dimension."""
 
     rows_in_one_call: bool
-    """Whether ``velocity`` passes the batch's rows through each trained layer once, unpadded and in order: then each
-    step's gradient norm can come from the backward of all steps (guard/stepnorm.py), else one backward per step."""
+    """Optional (absent = False): whether ``velocity`` passes the batch's rows through each trained layer once,
+    unpadded and in order; then each step's gradient norm can come from the backward of all steps
+    (guard/stepnorm.py), else one backward per step."""
 
     def encode(self, prompts: Sequence[str]) -> Any:
         """Condition for a batch of prompts (embeddings computed once per prompt and cached)."""

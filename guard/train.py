@@ -214,8 +214,8 @@ class Trainer:
         track = c.step_grad_norm_every > 0 and iteration % c.step_grad_norm_every == 0 and bool(one_step.any())
         parts = micro_batches(len(local), c.micro_batch)
         # each step's gradient norm: from the one backward of all steps where its rows are all here, else a backward per step
-        ghost = (track and c.steps_per_backward != 1 and self.backbone.rows_in_one_call and self.processes.world == 1
-                 and len(parts) == 1)
+        ghost = (track and c.steps_per_backward != 1 and getattr(self.backbone, "rows_in_one_call", False)
+                 and self.processes.world == 1 and len(parts) == 1)
         accumulated = [None] * len(self.params) if track and not ghost else None
         for js in micro_batches(n_steps, 1 if accumulated is not None else c.steps_per_backward):
             for part in parts:
