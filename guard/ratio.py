@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from guard.sde import Scalar, mean_over_dims
+from guard.sde import Scalar, group_mean, mean_over_dims
 
 RatioForm = Literal["plain", "mean_revised", "normalised"]
 StepWeight = Literal["one", "noise_std", "inv_step"]
@@ -50,14 +50,16 @@ def log_ratio(log_prob: torch.Tensor, old_log_prob: torch.Tensor) -> torch.Tenso
     return log_prob - old_log_prob
 
 
-def mean_bias(mu: torch.Tensor, mu_old: torch.Tensor, s: Scalar, reduction: BiasReduction = "sample") -> torch.Tensor:
-    """b = mean_dims |mu_theta - mu_old|^2 / (2 s^2); ``batch`` also averages over samples (public script).
+def mean_bias(mu: torch.Tensor, mu_old: torch.Tensor, s: Scalar, reduction: BiasReduction = "sample",
+              groups: torch.Tensor | None = None, n_groups: int = 1) -> torch.Tensor:
+    """b = mean_dims |mu_theta - mu_old|^2 / (2 s^2); ``batch`` also averages over the samples of a step (public
+    script): those with the same ``groups`` id (one step's rows), all of them when ``groups`` is None.
 
     ``mu`` is the live mean: gradients flow through b (it is not detached).
     """
     b = mean_over_dims((mu.float() - mu_old.float()) ** 2) / (2 * torch.as_tensor(s, dtype=torch.float32) ** 2)
     if reduction == "batch":
-        return b.mean().expand_as(b)
+        return b.mean().expand_as(b) if groups is None else group_mean(b, groups, n_groups)[groups]
     if reduction != "sample":
         raise ValueError(f"bias_reduction must be 'sample' or 'batch', got {reduction!r}")
     return b
@@ -81,12 +83,14 @@ def variant_log_ratio(
     mu_old: torch.Tensor,
     s: Scalar,
     bias_reduction: BiasReduction = "sample",
+    groups: torch.Tensor | None = None,
+    n_groups: int = 1,
 ) -> torch.Tensor:
     """The log-ratio a variant feeds to the PPO clip, per sample (B,)."""
     log_r = log_ratio(log_prob, old_log_prob)
     if variant.ratio == "plain":
         return log_r
-    b = mean_bias(mu, mu_old, s, bias_reduction)
+    b = mean_bias(mu, mu_old, s, bias_reduction, groups, n_groups)
     if variant.ratio == "mean_revised":
         return mean_revised_log_ratio(log_r, b)
     return normalised_log_ratio(log_r, b, s)

@@ -27,6 +27,17 @@ def mean_over_dims(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(dim=1)
 
 
+def group_sum(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """sum_{r: groups_r = g} x_r for each group g: (B,) -> (G,)."""
+    return torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add(0, groups, x)
+
+
+def group_mean(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Mean of x over the rows of each group: (B,) -> (G,)."""
+    count = group_sum(torch.ones_like(x), groups, n_groups)
+    return group_sum(x, groups, n_groups) / count
+
+
 def flowgrpo_sde_mean(x: torch.Tensor, v: torch.Tensor, t: Scalar, h: Scalar, sigma: Scalar) -> torch.Tensor:
     """mu = x (1 - sigma^2 h / (2t)) - v (1 + sigma^2 (1 - t) / (2t)) h   (Flow-GRPO)."""
     t, h, sigma = (per_sample(q, x) for q in (t, h, sigma))

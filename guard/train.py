@@ -45,7 +45,7 @@ from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from guard.distributed import Processes
 from guard.ema import EMA
 from guard.images import save_png
-from guard.loss import grpo_step_loss
+from guard.loss import grpo_group_loss
 from guard.minibatch import accumulate, micro_batches, trained_step_indices
 from guard.runlog import LOG_FILES, append_jsonl, config_changes, host_floats, set_aside, truncate_jsonl
 from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
@@ -277,19 +277,22 @@ class Trainer:
         mu = step_mean(self.backbone, sched, x, k, cond)
         mu_ref = step_mean(self.backbone, sched, x, k, cond, reference=True) if c.kl_beta > 0 else None
         lp = gaussian_log_prob(x_next, mu, sched.s[k])
-        loss, rows, hist = torch.zeros((), device=self.device), [], []
-        for column in torch.arange(len(k)).split(len(local)):
-            for step in torch.unique(k[column]).tolist():
-                m = column[k[column] == step]
-                kl_scale = sched.sigma[step] if c.kl_denominator == "sigma" else sched.s[step]
-                out = grpo_step_loss(self.variant, lp[m], lp_old[m], mu[m], mu_old[m], adv[m], sched.s[step],
-                                     sched.h[step], kl_scale, c.clip_eps, c.kl_beta,
-                                     None if mu_ref is None else mu_ref[m], c.bias_reduction)
-                loss = loss + out.loss * len(m) / n
-                rows.append({"iteration": iteration, "update": update, "step": step, "n": len(m), **out.diagnostics})
-                if iteration in c.histogram_iterations:
-                    hist.append(self.histogram_row(iteration, update, step, lp[m], lp_old[m], mu[m], mu_old[m], adv[m]))
-        return loss, rows, hist
+        # one group per column and distinct step in it (column-major, steps ascending): a diagnostic row each
+        key = torch.arange(len(k), device=k.device) // len(local) * len(sched.s) + k
+        keys, groups = torch.unique(key, return_inverse=True)
+        kl_scale = sched.sigma[k] if c.kl_denominator == "sigma" else sched.s[k]
+        out = grpo_group_loss(self.variant, lp, lp_old, mu, mu_old, adv, sched.s[k], sched.h[k], kl_scale,
+                              c.clip_eps, groups, len(keys), c.kl_beta, mu_ref, c.bias_reduction)
+        counts = torch.bincount(groups, minlength=len(keys)).tolist()
+        rows = [{"iteration": iteration, "update": update, "step": step, "n": count,
+                 **{name: value[g] for name, value in out.diagnostics.items()}}
+                for g, (step, count) in enumerate(zip((keys % len(sched.s)).tolist(), counts))]
+        hist = []
+        if iteration in c.histogram_iterations:
+            for g, row in enumerate(rows):
+                m = groups == g
+                hist.append(self.histogram_row(iteration, update, row["step"], lp[m], lp_old[m], mu[m], mu_old[m], adv[m]))
+        return out.loss_sum / n, rows, hist
 
     def histogram_row(self, iteration: int, update: int, step: int, lp, lp_old, mu, mu_old, adv) -> dict[str, Any]:
         """Per-sample raw and normalised log-ratios of one step, with what analysis/histograms.py predicts them from:

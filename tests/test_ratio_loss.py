@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from guard.loss import clip_fractions, clipped_surrogate, grpo_step_loss, kl_to_reference, policy_shift
+from guard.loss import clip_fractions, clipped_surrogate, grpo_group_loss, kl_to_reference, policy_shift
 from guard.ratio import VARIANTS, get_variant, log_ratio, mean_bias, step_weight, variant_log_ratio
 from guard.schedule import flowgrpo_schedule
 from guard.sde import gaussian_log_prob, sde_sample
@@ -26,6 +26,21 @@ def _log_probs(mu, mu_old, x_next, s):
     return gaussian_log_prob(x_next, mu, s), gaussian_log_prob(x_next, mu_old, s)
 
 
+class _StepLoss:
+    """One step's loss (mean over its rows) and diagnostics (0-d): grpo_group_loss with every row in group 0."""
+
+    def __init__(self, variant, lp, lp_old, mu, mu_old, adv, s, h, sigma, clip_eps, kl_beta=0.0, mu_ref=None,
+                 bias_reduction="sample"):
+        out = grpo_group_loss(variant, lp, lp_old, mu, mu_old, adv, s, h, sigma, clip_eps, torch.zeros(len(adv), dtype=torch.long),
+                              1, kl_beta, mu_ref, bias_reduction)
+        self.loss = out.loss_sum / len(adv)
+        self.diagnostics = {key: value[0] for key, value in out.diagnostics.items()}
+
+
+def _fractions(log_r, adv, eps):
+    return {key: value[0] for key, value in clip_fractions(log_r, adv, eps, torch.zeros(len(adv), dtype=torch.long), 1).items()}
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_on_policy_ratio_is_exactly_one_and_gradient_is_policy_gradient(name):
     variant, k = get_variant(name), 4
@@ -36,7 +51,7 @@ def test_on_policy_ratio_is_exactly_one_and_gradient_is_policy_gradient(name):
     adv = torch.tensor([1.0, -1.0, 0.5, -2.0, 3.0, 0.0])
     used = variant_log_ratio(variant, lp, lp_old, mu, mu_old, s)
     assert torch.equal(torch.exp(used.detach()), torch.ones(6))
-    out = grpo_step_loss(variant, lp, lp_old, mu, mu_old, adv, s, h, sigma, clip_eps=1e-4)
+    out = _StepLoss(variant, lp, lp_old, mu, mu_old, adv, s, h, sigma, clip_eps=1e-4)
     out.loss.backward()
     # plain policy gradient: d/dmu mean_B(-A log p) = -A (x' - mu) / (s^2 D) / B
     pg = -adv.view(-1, 1, 1, 1) * (x_next - mu_old) / (s**2 * D) / 6
@@ -102,7 +117,7 @@ def _euler_toy_grad(variant_name, k, eps):
     mu_old = mu.detach()
     x_next = sde_sample(mu_old, s, eps)
     lp, lp_old = _log_probs(mu, mu_old, x_next, s)
-    grpo_step_loss(get_variant(variant_name), lp, lp_old, mu, mu_old, torch.ones(1), s, h, sigma, 1e-4).loss.backward()
+    _StepLoss(get_variant(variant_name), lp, lp_old, mu, mu_old, torch.ones(1), s, h, sigma, 1e-4).loss.backward()
     return theta.grad
 
 
@@ -141,7 +156,7 @@ def test_hand_computed_surrogate_values():
 def test_clip_fractions_by_sign_and_side():
     log_r = torch.log(torch.tensor([1.5, 1.0, 0.5, 0.5, 0.5, 1.5, 1.0, 1.0]))
     adv = torch.tensor([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 0.0])
-    f = clip_fractions(log_r, adv, 0.1)
+    f = _fractions(log_r, adv, 0.1)
     assert float(f["clip_pos_upper"]) == pytest.approx(1 / 4)
     assert float(f["clip_pos_lower"]) == pytest.approx(2 / 4)
     assert float(f["clip_neg_lower"]) == pytest.approx(1 / 3)
@@ -157,13 +172,13 @@ def test_guard_weight_multiplies_the_clipped_loss_and_not_the_kl():
     adv = torch.linspace(-2, 2, 6)
     mu_ref = mu_old + 0.1
     args = (lp, lp_old, mu, mu_old, adv, s, h, sigma, 1e-3)
-    guard = grpo_step_loss(VARIANTS["grpo_guard"], *args, kl_beta=0.04, mu_ref=mu_ref)
-    norm = grpo_step_loss(VARIANTS["rationorm"], *args, kl_beta=0.04, mu_ref=mu_ref)
+    guard = _StepLoss(VARIANTS["grpo_guard"], *args, kl_beta=0.04, mu_ref=mu_ref)
+    norm = _StepLoss(VARIANTS["rationorm"], *args, kl_beta=0.04, mu_ref=mu_ref)
     kl = kl_to_reference(mu, mu_ref, sigma).mean()
     assert float((guard.loss - 0.04 * kl).detach()) == pytest.approx(float((norm.loss - 0.04 * kl).detach() / h), rel=1e-5)
     assert float(guard.diagnostics["kl"]) == pytest.approx(float(kl.detach()))
     with pytest.raises(ValueError, match="^kl_beta > 0 needs the reference mean mu_ref$"):
-        grpo_step_loss(VARIANTS["grpo_guard"], *args, kl_beta=0.04)
+        _StepLoss(VARIANTS["grpo_guard"], *args, kl_beta=0.04)
 
 
 def test_kl_divides_by_sigma_squared_and_averages_dims():
@@ -214,9 +229,9 @@ def test_kl_with_the_transition_std_is_the_exact_gaussian_kl():
 
 def test_clip_fractions_at_the_boundary_and_with_one_sample_of_a_sign():
     """A ratio exactly at 1 +- eps is inside the window; a sign with one sample gives fractions 0 or 1."""
-    at_one = clip_fractions(torch.zeros(3), torch.tensor([1.0, -1.0, -1.0]), 0.0)
+    at_one = _fractions(torch.zeros(3), torch.tensor([1.0, -1.0, -1.0]), 0.0)
     assert all(float(v) == 0.0 for v in at_one.values())
-    one_each = clip_fractions(torch.log(torch.tensor([2.0, 0.5])), torch.tensor([1.0, -1.0]), 0.1)
+    one_each = _fractions(torch.log(torch.tensor([2.0, 0.5])), torch.tensor([1.0, -1.0]), 0.1)
     assert (float(one_each["clip_pos_upper"]), float(one_each["clip_neg_lower"])) == (1.0, 1.0)
 
 
@@ -234,7 +249,7 @@ def test_step_loss_diagnostics_by_hand():
     mu_old, mu, dmu, _, x_next = _transition(seed=12, s=float(s), scale=0.3)
     lp, lp_old = _log_probs(mu, mu_old, x_next, s)
     adv = torch.tensor([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
-    out = grpo_step_loss(VARIANTS["temp_reweight"], lp, lp_old, mu, mu_old, adv, s, h, sigma, 1e-3)
+    out = _StepLoss(VARIANTS["temp_reweight"], lp, lp_old, mu, mu_old, adv, s, h, sigma, 1e-3)
     raw = (lp - lp_old).detach()
     b = (dmu**2).flatten(1).mean(1) / (2 * s**2)
     norm = s * (raw + b)
@@ -257,7 +272,7 @@ def test_step_loss_uses_the_configured_bias_reduction():
     lp, lp_old = _log_probs(mu, mu_old, x_next, s)
     adv = torch.linspace(-1, 1, 6)
     args = (lp, lp_old, mu, mu_old, adv, s, 0.1, 1.0, 1e-5)
-    per_sample, batch = (grpo_step_loss(VARIANTS["rationorm"], *args, bias_reduction=r) for r in ("sample", "batch"))
+    per_sample, batch = (_StepLoss(VARIANTS["rationorm"], *args, bias_reduction=r) for r in ("sample", "batch"))
     assert float(per_sample.loss.detach()) != pytest.approx(float(batch.loss.detach()), rel=1e-3)
     b = mean_bias(mu.detach(), mu_old, s)
     assert float(batch.diagnostics["bias_mean"]) == pytest.approx(float(b.mean()))
@@ -265,3 +280,34 @@ def test_step_loss_uses_the_configured_bias_reduction():
     assert float(batch.diagnostics["norm_log_ratio_std"]) == pytest.approx(float(centred_on_the_batch.std(unbiased=False)))
     with pytest.raises(ValueError, match="bias_reduction must be 'sample' or 'batch', got 'dims'"):
         mean_bias(mu, mu_old, s, "dims")
+
+
+@pytest.mark.parametrize("reduction", ["sample", "batch"])
+@pytest.mark.parametrize("name", ["flowgrpo", "temp_reweight", "mean_revised", "grpo_guard"])
+def test_group_loss_of_mixed_steps_equals_each_step_on_its_own(name, reduction):
+    """Rows at several steps (DanceGRPO's per-sample draws) in any order: the summed loss, its gradient and each
+    group's diagnostics equal those of one step's rows on their own (b averaged within a group for ``batch``)."""
+    variant, steps = VARIANTS[name], torch.tensor([3, 7, 3, 1, 7, 7, 3, 1, 7])
+    groups = torch.tensor([1, 2, 1, 0, 2, 2, 1, 0, 2])
+    s, h, sigma = SCHED.s[steps], SCHED.h[steps], SCHED.sigma[steps]
+    g = torch.Generator().manual_seed(5)
+    mu_old = torch.randn(9, 3, 4, 4, generator=g)
+    mu = (mu_old - 0.3 * torch.randn(9, 3, 4, 4, generator=g)).requires_grad_(True)
+    x_next = sde_sample(mu_old, s.view(-1, 1, 1, 1), torch.randn(9, 3, 4, 4, generator=g))
+    lp, lp_old = _log_probs(mu, mu_old, x_next, s)
+    adv, mu_ref = torch.linspace(-2, 2, 9), mu_old + 0.05
+    out = grpo_group_loss(variant, lp, lp_old, mu, mu_old, adv, s, h, sigma, 1e-3, groups, 3, 0.04, mu_ref, reduction)
+    (grad,) = torch.autograd.grad(out.loss_sum, mu)
+    total, expected_grad = 0.0, torch.zeros_like(mu)
+    for group, step in enumerate([1, 3, 7]):
+        m = groups == group
+        part = mu[m].detach().requires_grad_(True)
+        lp_m = gaussian_log_prob(x_next[m], part, SCHED.s[step])
+        one = _StepLoss(variant, lp_m, lp_old[m], part, mu_old[m], adv[m], SCHED.s[step], SCHED.h[step],
+                        SCHED.sigma[step], 1e-3, 0.04, mu_ref[m], reduction)
+        total += float(one.loss.detach()) * int(m.sum())
+        expected_grad[m] = torch.autograd.grad(one.loss * int(m.sum()), part)[0]
+        for key, value in one.diagnostics.items():
+            assert float(out.diagnostics[key][group]) == pytest.approx(float(value), rel=1e-5, abs=1e-8), (key, step)
+    assert float(out.loss_sum) == pytest.approx(total, rel=1e-5)
+    assert torch.allclose(grad, expected_grad, rtol=1e-5, atol=1e-8)
