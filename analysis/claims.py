@@ -180,9 +180,9 @@ class Setting:
 
 
 def row(id_: str, claim: str, check: str, variants: Sequence[str], per_seed: dict[int, float], lo: float, hi: float,
-        source: str, paper: str = "") -> dict[str, Any]:
-    """One table row: the check's per-seed values and its verdict against the band [lo, hi]."""
-    v = judge(per_seed, lo, hi)
+        source: str, paper: str = "", strict: bool = False) -> dict[str, Any]:
+    """One table row: the check's per-seed values and its verdict against the band [lo, hi] ((lo, hi) if ``strict``)."""
+    v = judge(per_seed, lo, hi, strict)
     return {"id": id_, "claim": claim, "check": check, "variants": ", ".join(variants),
             "per_seed": "; ".join(f"s{s}: {x:.4g}" for s, x in sorted(per_seed.items())), "seeds": v.seeds,
             "mean": v.mean, "ci95_low": v.low, "ci95_high": v.high, "verdict": v.verdict, "reason": v.reason,
@@ -232,9 +232,9 @@ def c1_baseline_shift(s: Setting) -> list[dict[str, Any]]:
         return float(ratio[low].mean() / ratio[~low].mean())
 
     return [row("C1", C1, "max over trained steps of the off-policy log-ratio mean < 0", [b],
-                per_seed(s.per_step, b, lambda g: g.log_ratio_mean.max()), -math.inf, 0.0, SRC_STEPS),
+                per_seed(s.per_step, b, lambda g: g.log_ratio_mean.max()), -math.inf, 0.0, SRC_STEPS, strict=True),
             row("C1", C1, "|shift/std| at the low-noise half of the steps over the high-noise half > 1", [b],
-                per_seed(s.per_step, b, growth), 1.0, math.inf, SRC_STEPS)]
+                per_seed(s.per_step, b, growth), 1.0, math.inf, SRC_STEPS, strict=True)]
 
 
 C2 = "E[log r_k] = -|dmu|^2 / (2 s_k^2) < 0: the ratio is shifted below 1 by a step-dependent amount"
@@ -256,9 +256,10 @@ def c2_predicted_shift(s: Setting) -> list[dict[str, Any]]:
         return float(((g.log_ratio_mean + g.bias_mean).abs() / g.bias_mean.abs()).to_numpy()[low].max())
 
     return [row("C2", C2, f"max over steps of |measured mean - predicted (-b)| / its standard error < {z_max:.2f} "
-                "(Bonferroni 95%)", [b], z, -math.inf, z_max, SRC_STEPS + " (predicted_mean)"),
+                "(Bonferroni 95%)", [b], z, -math.inf, z_max, SRC_STEPS + " (predicted_mean)", strict=True),
             row("C2", C2, f"low-noise half of the steps: max of |measured mean - predicted (-b)| / b < {RELATIVE_ERROR:g}",
-                [b], per_seed(s.per_step, b, relative), -math.inf, RELATIVE_ERROR, SRC_STEPS + " (predicted_mean)")]
+                [b], per_seed(s.per_step, b, relative), -math.inf, RELATIVE_ERROR, SRC_STEPS + " (predicted_mean)",
+                strict=True)]
 
 
 C3 = ("Positive-advantage samples almost never pass 1 + eps_clip, so their updates are never clipped; negative ones "
@@ -312,7 +313,7 @@ def c4_normalised(s: Setting) -> list[dict[str, Any]]:
         z_max = bonferroni_z(raw.step.nunique())
         z = {int(seed): max_z(part.norm_log_ratio_mean, part.norm_log_ratio_std, part) for seed, part in raw.groupby("seed")}
         out.append(row("C4", C4, f"max over steps of |normalised mean| / its standard error < {z_max:.2f} "
-                       "(Bonferroni 95%)", [v], z, -math.inf, z_max, SRC_STEPS))
+                       "(Bonferroni 95%)", [v], z, -math.inf, z_max, SRC_STEPS, strict=True))
         out.append(row("C4", C4, f"low-noise half: (A>0 above 1+eps) / (A<0 below 1-eps) in "
                        f"[{SYMMETRIC[0]:.2f}, {SYMMETRIC[1]:.2f}]", [v], per_seed(s.per_step, v, clip_ratio),
                        *SYMMETRIC, SRC_CLIP))
@@ -386,9 +387,10 @@ def c6_baseline_hacking(s: Setting) -> list[dict[str, Any]]:
     b = s.baseline
     if b not in set(s.evals.variant):
         return [untested("C6", C6, "baseline proxy and gold over training", "no baseline run with eval.jsonl", SRC_CURVES)]
-    return [row("C6", C6, "proxy: last minus first evaluation > 0", [b], change(s, b, "proxy"), 0.0, math.inf, SRC_CURVES),
+    return [row("C6", C6, "proxy: last minus first evaluation > 0", [b], change(s, b, "proxy"), 0.0, math.inf, SRC_CURVES,
+                strict=True),
             row("C6", C6, "Average(gold): last minus first evaluation < 0", [b], change(s, b, "avg_gold"), -math.inf, 0.0,
-                SRC_CURVES)]
+                SRC_CURVES, strict=True)]
 
 
 def paired(matched: pd.DataFrame, column: str, a: str, b: str) -> pd.DataFrame:
@@ -426,7 +428,8 @@ def c7_guard_at_matched_proxy(s: Setting) -> list[dict[str, Any]]:
     for b, g in s.pairs:
         diff = paired(s.matched([b, g]), "avg_gold", g, b)
         out.append(row("C7", C7, "GRPO-Guard minus baseline Average(gold), its minimum over the matched proxy levels both "
-                       "runs reach, > 0", [g, b], by_seed(diff, lambda d: (d[g] - d[b]).min()), 0.0, math.inf, SRC_MATCHED))
+                       "runs reach, > 0", [g, b], by_seed(diff, lambda d: (d[g] - d[b]).min()), 0.0, math.inf, SRC_MATCHED,
+                       strict=True))
     return out
 
 
@@ -443,7 +446,7 @@ def c8_mean_revised(s: Setting) -> list[dict[str, Any]]:
     wide = wide.reindex(columns=[b, mr, g]).dropna()
     return [row("C8", C8, "Mean-revised minus the midpoint of baseline and GRPO-Guard Average(gold), mean over the "
                 "matched proxy levels all three reach, > 0 (closer to GRPO-Guard)", [mr, b, g],
-                by_seed(wide, lambda d: (d[mr] - (d[b] + d[g]) / 2).mean()), 0.0, math.inf, SRC_MATCHED)]
+                by_seed(wide, lambda d: (d[mr] - (d[b] + d[g]) / 2).mean()), 0.0, math.inf, SRC_MATCHED, strict=True)]
 
 
 C9 = "RatioNorm stops more but raises the proxy slightly slower"
@@ -456,7 +459,7 @@ def c9_rationorm_slower(s: Setting) -> list[dict[str, Any]]:
     if why:
         return [untested("C9", C9, "iterations to reach the proxy levels", why, SRC_MATCHED)]
     return [row("C9", C9, "iterations to reach each matched proxy level, RatioNorm minus baseline, mean over levels > 0 "
-                "('slightly' is not tested)", [rn, b], iteration_gap(s, rn, b), 0.0, math.inf, SRC_MATCHED)]
+                "('slightly' is not tested)", [rn, b], iteration_gap(s, rn, b), 0.0, math.inf, SRC_MATCHED, strict=True)]
 
 
 C10 = "Temp-Reweight optimizes faster but collapses earlier"
@@ -482,13 +485,13 @@ def c10_temp_reweight(s: Setting) -> list[dict[str, Any]]:
     capped = collapse.clip(upper=cap)
     earlier = {int(seed): float(capped.loc[seed, tr] - capped.loc[seed, b]) for seed in collapse.index[seen]}
     speed = row("C10", C10, "iterations to reach each matched proxy level, Temp-Reweight minus baseline, mean over "
-                "levels < 0", [tr, b], iteration_gap(s, tr, b), -math.inf, 0.0, SRC_MATCHED)
+                "levels < 0", [tr, b], iteration_gap(s, tr, b), -math.inf, 0.0, SRC_MATCHED, strict=True)
     check = (f"first evaluation with Average(gold) < {COLLAPSE:g}, Temp-Reweight minus baseline < 0 (a run that never "
              f"gets there counts as iteration {cap:g})")
     if not earlier:
         return [speed, untested("C10", C10, check, f"neither run of any seed falls below Average(gold) {COLLAPSE:g}",
                                 SRC_CURVES, [tr, b])]
-    return [speed, row("C10", C10, check, [tr, b], earlier, -math.inf, 0.0, SRC_CURVES)]
+    return [speed, row("C10", C10, check, [tr, b], earlier, -math.inf, 0.0, SRC_CURVES, strict=True)]
 
 
 # --- C11-C12: the final evaluation (scores/summary.jsonl, the main table) ------------------------------------
@@ -531,7 +534,7 @@ def c11_main_table(s: Setting) -> list[dict[str, Any]]:
         tol = proxy_tolerance(s, b)
         out.append(row("C11", C11, "final Average(gold), GRPO-Guard minus baseline > 0", [g, b],
                        final_pairs(s, g, b, "avg_gold"), 0.0, math.inf, SRC_MAIN,
-                       paper_pair(s, b, g, "avg_gold_printed")))
+                       paper_pair(s, b, g, "avg_gold_printed"), strict=True))
         out.append(row("C11", C11, f"final proxy, GRPO-Guard minus baseline >= -{tol:.3g} ({PROXY_TOLERANCE:g} x the "
                        "baseline's proxy gain over the base)", [g, b], final_pairs(s, g, b, "proxy"), -tol, math.inf,
                        SRC_MAIN, paper_pair(s, b, g, "proxy")))

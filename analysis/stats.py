@@ -4,7 +4,8 @@ With n seeds of mean m and sample std sd, the interval is m +- t_{0.975, n-1} sd
 seeds treated as independent draws). A claim holds where its values lie in a band [lo, hi] (one side
 may be infinite: a one-sided claim such as "z < 2.77" has no lower edge, so a t-interval of a non-negative
 quantity reaching below 0 does not make it inconclusive): the interval inside the band is ``reproduced``,
-outside it ``not reproduced``, across an edge ``inconclusive``.
+outside it ``not reproduced``, across an edge ``inconclusive``. A strict check ("< 0", "> 0") excludes its
+edges: seeds that all tie on the edge (an iteration gap of 0) fail it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class Verdict:
     seeds_needed: int | None = None
 
 
-def judge(per_seed: Mapping[int, float], lo: float = -math.inf, hi: float = math.inf) -> Verdict:
-    """Verdict of per-seed values against the band [lo, hi]; non-finite values are dropped."""
+def judge(per_seed: Mapping[int, float], lo: float = -math.inf, hi: float = math.inf, strict: bool = False) -> Verdict:
+    """Verdict of per-seed values against the band [lo, hi], or (lo, hi) if ``strict``; non-finite values are dropped."""
     values = np.array([v for v in per_seed.values() if v is not None and math.isfinite(v)], dtype=float)
     if len(values) == 0:
         return Verdict(0, math.nan, math.nan, math.nan, NOT_TESTED, "no seed has this value")
@@ -61,9 +62,11 @@ def judge(per_seed: Mapping[int, float], lo: float = -math.inf, hi: float = math
     if len(values) == 1:
         return Verdict(1, mean, math.nan, math.nan, NOT_TESTED, "one seed: no interval over seeds")
     low, high = t_interval(values)
-    if lo <= low and high <= hi:
+    inside = lo < low and high < hi if strict else lo <= low and high <= hi
+    outside = high <= lo or low >= hi if strict else high < lo or low > hi
+    if inside:
         verdict = REPRODUCED
-    elif high < lo or low > hi:
+    elif outside:
         verdict = NOT_REPRODUCED
     else:
         verdict = INCONCLUSIVE

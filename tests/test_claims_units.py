@@ -95,6 +95,23 @@ def test_judge_band_edges_are_inclusive_for_reproduced_and_strict_for_not_reprod
     assert judge(values, -INF, np.nextafter(low, -INF)).verdict == NOT_REPRODUCED
 
 
+def test_judge_strict_band_excludes_its_edges():
+    """A strict check ("< hi", "> lo"): seeds that all tie on the edge fail it; an interval touching it is inconclusive."""
+    assert judge({0: 0.0, 1: 0.0, 2: 0.0}, -INF, 0.0).verdict == REPRODUCED
+    assert judge({0: 0.0, 1: 0.0, 2: 0.0}, -INF, 0.0, strict=True).verdict == NOT_REPRODUCED
+    assert judge({0: 0.0, 1: 0.0, 2: 0.0}, 0.0, INF, strict=True).verdict == NOT_REPRODUCED
+    assert judge({0: 1.0, 1: 1.0}, 0.0, 1.0, strict=True).verdict == NOT_REPRODUCED
+    values = {0: 1.0, 1: 1.1, 2: 0.9}
+    low, high = judge(values).low, judge(values).high
+    assert judge(values, np.nextafter(low, -INF), np.nextafter(high, INF), strict=True).verdict == REPRODUCED
+    assert judge(values, low, INF, strict=True).verdict == INCONCLUSIVE
+    assert judge(values, -INF, high, strict=True).verdict == INCONCLUSIVE
+    assert judge(values, high, INF, strict=True).verdict == NOT_REPRODUCED
+    assert judge(values, -INF, low, strict=True).verdict == NOT_REPRODUCED
+    assert judge(values, np.nextafter(high, -INF), INF, strict=True).verdict == INCONCLUSIVE
+    assert judge(values, -INF, np.nextafter(low, INF), strict=True).verdict == INCONCLUSIVE
+
+
 def test_judge_inconclusive_says_how_many_seeds_would_decide():
     values = {0: 1.0, 1: -1.0, 2: 3.0}
     v = judge(values, 0.0)
@@ -261,13 +278,13 @@ def test_c1_per_seed_values():
     assert top["verdict"] == growth["verdict"] == INCONCLUSIVE
 
 
-@pytest.mark.parametrize("value,verdict", [(0.0, REPRODUCED), (-1e-6, REPRODUCED), (1e-6, NOT_REPRODUCED)])
+@pytest.mark.parametrize("value,verdict", [(0.0, NOT_REPRODUCED), (-1e-6, REPRODUCED), (1e-6, NOT_REPRODUCED)])
 def test_c1_shift_edge(value, verdict):
     s = c1_setting(lambda k, seed: [value, value - 1, value - 1, value - 1, value - 1][k], lambda k, seed: 1.0)
     assert c1_baseline_shift(s)[0]["verdict"] == verdict
 
 
-@pytest.mark.parametrize("value,verdict", [(1.0, REPRODUCED), (1.001, REPRODUCED), (0.999, NOT_REPRODUCED)])
+@pytest.mark.parametrize("value,verdict", [(1.0, NOT_REPRODUCED), (1.001, REPRODUCED), (0.999, NOT_REPRODUCED)])
 def test_c1_growth_edge(value, verdict):
     s = c1_setting(lambda k, seed: -low_high(value, 1.0)[k], lambda k, seed: 1.0)
     assert c1_baseline_shift(s)[1]["verdict"] == verdict
@@ -517,11 +534,11 @@ def test_c6_rows():
         "Average(gold): last minus first evaluation < 0", SRC_CURVES, "flowgrpo", C6, "C6")
 
 
-@pytest.mark.parametrize("proxy,gold,verdicts", [(0.0, 0.0, [REPRODUCED, REPRODUCED]),
+@pytest.mark.parametrize("proxy,gold,verdicts", [(0.0, 0.0, [NOT_REPRODUCED, NOT_REPRODUCED]),
                                                  (1e-6, -1e-6, [REPRODUCED, REPRODUCED]),
                                                  (-1e-6, 1e-6, [NOT_REPRODUCED, NOT_REPRODUCED])])
 def test_c6_edges(proxy, gold, verdicts):
-    # a proxy gain of 0 and a gold change of 0 are on their bands' edges
+    # a proxy gain of 0 and a gold change of 0 sit on the edges of strict checks ("> 0", "< 0"): they fail them
     assert [r["verdict"] for r in c6_baseline_hacking(c6_setting(proxy, 1.0 + gold))] == verdicts
 
 
@@ -567,7 +584,7 @@ def test_c7_is_the_minimum_over_the_matched_levels():
         SRC_MATCHED, "grpo_guard, flowgrpo", C7, "C7")
 
 
-@pytest.mark.parametrize("gap,verdict", [(0.0, REPRODUCED), (0.004, REPRODUCED), (-0.004, NOT_REPRODUCED)])
+@pytest.mark.parametrize("gap,verdict", [(0.0, NOT_REPRODUCED), (0.004, REPRODUCED), (-0.004, NOT_REPRODUCED)])
 def test_c7_edge(gap, verdict):
     assert c7_guard_at_matched_proxy(two(line(1.0, 0.5 + gap), line(1.0, 0.5)))[0]["verdict"] == verdict
 
@@ -666,7 +683,7 @@ def test_c9_is_the_mean_iteration_gap():
         "('slightly' is not tested)", SRC_MATCHED, "rn, flowgrpo", C9, "C9", REPRODUCED)
 
 
-@pytest.mark.parametrize("proxy,verdict", [(1.0, REPRODUCED), (0.999, REPRODUCED), (1.001, NOT_REPRODUCED)])
+@pytest.mark.parametrize("proxy,verdict", [(1.0, NOT_REPRODUCED), (0.999, REPRODUCED), (1.001, NOT_REPRODUCED)])
 def test_c9_edge(proxy, verdict):
     s = setting({"flowgrpo": "flowgrpo", "rn": "rationorm"}, evals=evals({"flowgrpo": line(1.0, 0.5), "rn": line(proxy, 0.5)}))
     assert c9_rationorm_slower(s)[0]["verdict"] == verdict
@@ -703,7 +720,7 @@ def test_c10_rows():
 
 
 @pytest.mark.parametrize("tr_gold,b_gold,value,verdict", [
-    ((1.0, 0.6, 0.4, 0.3), (1.0, 0.6, 0.4, 0.3), 0.0, REPRODUCED),
+    ((1.0, 0.6, 0.4, 0.3), (1.0, 0.6, 0.4, 0.3), 0.0, NOT_REPRODUCED),  # a tie is not "earlier"
     ((1.0, 0.6, 0.6, 0.4), (1.0, 0.6, 0.4, 0.3), 10.0, NOT_REPRODUCED),
     ((1.0, 0.6, 0.6, 0.6), (1.0, 0.6, 0.4, 0.3), 11.0, NOT_REPRODUCED),  # never: iteration 31
     ((1.0, 0.6, 0.6, 0.6), (1.0, 0.6, 0.6, 0.4), 1.0, NOT_REPRODUCED),
@@ -713,14 +730,14 @@ def test_c10_collapse_edges(tr_gold, b_gold, value, verdict):
     assert values_of(collapse) == [value] * 3 and collapse["verdict"] == verdict
 
 
-@pytest.mark.parametrize("proxy,verdict", [(1.0, REPRODUCED), (1.001, REPRODUCED), (0.999, NOT_REPRODUCED)])
+@pytest.mark.parametrize("proxy,verdict", [(1.0, NOT_REPRODUCED), (1.001, REPRODUCED), (0.999, NOT_REPRODUCED)])
 def test_c10_speed_edge(proxy, verdict):
     assert c10_temp_reweight(c10_setting((1.0, 0.4, 0.3, 0.2), tr_proxy=proxy))[0]["verdict"] == verdict
 
 
 def test_c10_neither_run_collapses():
     speed, collapse = c10_temp_reweight(c10_setting((1.0, 0.9, 0.8, 0.7), (1.0, 0.9, 0.8, 0.7)))
-    assert speed["verdict"] == REPRODUCED
+    assert speed["verdict"] == NOT_REPRODUCED  # the same curves: not faster
     not_tested([collapse], "C10", "first evaluation with Average(gold) < 0.5, Temp-Reweight minus baseline < 0 (a run "
                "that never gets there counts as iteration 31)",
                "neither run of any seed falls below Average(gold) 0.5", SRC_CURVES, "tr, flowgrpo")
@@ -772,7 +789,7 @@ def test_c11_rows():
 
 
 @pytest.mark.parametrize("gold,proxy,verdicts", [
-    (1.0, 1.0 - 0.099, [REPRODUCED, REPRODUCED]), (1.001, 1.0 - 0.101, [REPRODUCED, NOT_REPRODUCED]),
+    (1.0, 1.0 - 0.099, [NOT_REPRODUCED, REPRODUCED]), (1.001, 1.0 - 0.101, [REPRODUCED, NOT_REPRODUCED]),
     (0.999, 1.0, [NOT_REPRODUCED, REPRODUCED])])
 def test_c11_edges(gold, proxy, verdicts):
     # baseline proxy 1 over a base of 2: tolerance 0.1 x |1 - 2|
