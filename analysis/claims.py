@@ -603,7 +603,8 @@ def formatted(claims: pd.DataFrame) -> pd.DataFrame:
 CAPTION = ("The paper's claims as checks. Each row: the paper's words, what is measured and the band in which the claim "
            "holds, the per-seed values, their mean and 95% t-interval over seeds (Student t, n - 1 degrees of freedom). "
            "Verdict: interval inside the band = reproduced, outside = not reproduced, across an edge = inconclusive (with "
-           "the seeds a decisive verdict would need at the measured mean and spread); not tested = inputs missing or one seed.")
+           "the seeds a decisive verdict would need at the measured mean and spread); not tested = inputs missing or one seed. "
+           "A strict check (< or >) excludes its edge.")
 
 
 def write_claims(claims: pd.DataFrame, stem: Path) -> None:
