@@ -29,7 +29,7 @@ def mean_over_dims(x: torch.Tensor) -> torch.Tensor:
 
 def group_sum(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
     """sum_{r: groups_r = g} x_r for each group g: (B,) -> (G,)."""
-    return torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add(0, groups, x)
+    return x.new_zeros(n_groups).index_add(0, groups, x)
 
 
 def group_mean(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:

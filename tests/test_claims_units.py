@@ -336,7 +336,7 @@ def test_c2_rows():
         SRC_STEPS + " (predicted_mean)", "flowgrpo", C2, "C2")
 
 
-@pytest.mark.parametrize("scale,verdict", [(0.999, REPRODUCED), (1.001, NOT_REPRODUCED)])
+@pytest.mark.parametrize("scale,verdict", [(0.999, REPRODUCED), (1.0, NOT_REPRODUCED), (1.001, NOT_REPRODUCED)])
 def test_c2_z_edge_is_bonferroni_over_the_steps(scale, verdict):
     d = scale * bonferroni_z(5) / 2
     top = c2_predicted_shift(c2_setting(lambda k, seed: {"log_ratio_mean": d - 1.0, "bias_mean": 1.0,
@@ -350,6 +350,14 @@ def test_c2_relative_error_edge(value, verdict):
     s = c2_setting(lambda k, seed: {"log_ratio_mean": 2.0 * (1 + low_high(value, 5.0)[k]), "bias_mean": -2.0,
                                     "log_ratio_std": 1.0})
     assert c2_predicted_shift(s)[1]["verdict"] == verdict
+
+
+def test_c2_relative_error_exactly_on_its_strict_edge_fails():
+    # |6 - 5| / 5 = 0.2 on two seeds (seed 2 has no value): their mean is 0.2 exactly, the interval [0.2, 0.2]
+    s = c2_setting(lambda k, seed: {"log_ratio_mean": math.nan if seed == 2 else 6.0, "bias_mean": -5.0,
+                                    "log_ratio_std": 1.0})
+    r = c2_predicted_shift(s)[1]
+    assert (r["seeds"], r["ci95_low"], r["ci95_high"], r["verdict"]) == (2, 0.2, 0.2, NOT_REPRODUCED)
 
 
 def per_step_frame(**columns):
@@ -399,7 +407,7 @@ def test_c4_rows_per_normalised_method():
     assert rows[2]["reason"] == "no grpo_guard run on the baseline's sampler with steps.jsonl"
 
 
-@pytest.mark.parametrize("scale,verdict", [(0.999, REPRODUCED), (1.001, NOT_REPRODUCED)])
+@pytest.mark.parametrize("scale,verdict", [(0.999, REPRODUCED), (1.0, NOT_REPRODUCED), (1.001, NOT_REPRODUCED)])
 def test_c4_z_edge(scale, verdict):
     assert c4_normalised(c4_setting(z=scale * bonferroni_z(5)))[1]["verdict"] == verdict
 
@@ -636,6 +644,11 @@ def test_c8_is_the_mean_over_levels_above_the_midpoint():
 @pytest.mark.parametrize("gold,verdict", [(0.7001, REPRODUCED), (0.6999, NOT_REPRODUCED)])
 def test_c8_edge(gold, verdict):
     assert c8_mean_revised(three(gold))[0]["verdict"] == verdict
+
+
+def test_c8_exactly_at_the_midpoint_fails():
+    r = c8_mean_revised(three(0.75, {"flowgrpo": line(1.0, 0.5), "mr": line(1.0, 0.75), "g": line(1.0, 1.0)}))[0]
+    assert values_of(r) == [0.0] * 3 and r["verdict"] == NOT_REPRODUCED
 
 
 def test_c8_levels_all_three_reach():

@@ -6,7 +6,7 @@ import torch
 from guard.loss import clip_fractions, clipped_surrogate, grpo_group_loss, kl_to_reference, policy_shift
 from guard.ratio import VARIANTS, get_variant, log_ratio, mean_bias, step_weight, variant_log_ratio
 from guard.schedule import flowgrpo_schedule
-from guard.sde import gaussian_log_prob, sde_sample
+from guard.sde import gaussian_log_prob, group_mean, group_sum, sde_sample
 
 SCHED = flowgrpo_schedule()
 D = 3 * 4 * 4
@@ -311,3 +311,22 @@ def test_group_loss_of_mixed_steps_equals_each_step_on_its_own(name, reduction):
             assert float(out.diagnostics[key][group]) == pytest.approx(float(value), rel=1e-5, abs=1e-8), (key, step)
     assert float(out.loss_sum) == pytest.approx(total, rel=1e-5)
     assert torch.allclose(grad, expected_grad, rtol=1e-5, atol=1e-8)
+
+
+def test_group_loss_defaults_are_no_kl_and_b_per_sample():
+    s, h, sigma = SCHED.s[4], SCHED.h[4], SCHED.sigma[4]
+    mu_old, mu, _, _, x_next = _transition(seed=3, s=float(s), scale=0.3)
+    lp, lp_old = _log_probs(mu, mu_old, x_next, s)
+    args = (VARIANTS["rationorm"], lp, lp_old, mu, mu_old, torch.linspace(-1, 1, 6), s, h, sigma, 1e-4,
+            torch.zeros(6, dtype=torch.long), 1)
+    default, explicit = grpo_group_loss(*args), grpo_group_loss(*args, 0.0, None, "sample")
+    assert "kl" not in default.diagnostics
+    assert torch.equal(default.loss_sum, explicit.loss_sum)
+    assert all(torch.equal(default.diagnostics[k], v) for k, v in explicit.diagnostics.items())
+
+
+def test_group_sums_and_means_keep_the_dtype():
+    x = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0], dtype=torch.float64)
+    groups = torch.tensor([2, 0, 2, 0, 0])
+    assert group_sum(x, groups, 4).tolist() == [26.0, 0.0, 5.0, 0.0] and group_sum(x, groups, 4).dtype == torch.float64
+    assert group_mean(x, groups, 3)[[0, 2]].tolist() == [26.0 / 3, 2.5] and group_mean(x, groups, 3).dtype == torch.float64
