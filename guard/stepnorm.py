@@ -16,11 +16,13 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from guard.sde import group_sum
+
 
 def group_sum_norms_sq(gram: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
     """|sum_{r in c} x_r|^2 = sum_{r,s in c} <x_r, x_s> per group c, from the Gram matrix <x_r, x_s> (R, R)."""
     same = groups[:, None] == groups[None, :]
-    return torch.zeros(n_groups, dtype=gram.dtype).index_add_(0, groups, (gram * same).sum(1))
+    return group_sum((gram * same).sum(1), groups, n_groups)
 
 
 def row_gradient_gram(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
