@@ -2,7 +2,9 @@
 
 Reads ``images.jsonl`` (file, prompt) of a folder written by ``python -m guard.sample``; writes
 ``scores.csv`` (image, prompt, metric, score: the proxy and every per-image gold metric) and
-``summary.jsonl`` (one row: the proxy mean and the set-level gold metrics). One pass per metric,
+``summary.jsonl`` (one row: the proxy mean and the set-level gold metrics) and ``units.jsonl`` (one row per
+image: its index in images.jsonl, prompt, file, scores and what a set-level metric needs to be recomputed on a
+resample of the images, for the claims' intervals). One pass per metric,
 each with its progress bar, so one model is in memory at a time. Resumable: an image that already
 has a metric's row in ``scores.csv`` is not scored for that metric again. The metric servers the
 config names (``metrics.<name>.serve``) are started for the job and stopped after it.
@@ -58,12 +60,18 @@ def score_folder(task: Task, folder: Path, out: Path, batch: int = 64) -> dict[s
         score_metric(name, metric, folder, index[~index.file.isin(scored)], scores_path, batch)
     table = pd.read_csv(scores_path)
     means = table.groupby("metric").score.mean()  # pandas skips NaN (an unparsable judge answer)
+    need_images = task.gold_set is not None or (task.unit_extras is not None and task.extras_need_images)
+    images = load_images(folder, list(index.file)) if need_images else None
     if task.gold_set is not None:
-        gold = task.gold_set(load_images(folder, list(index.file)), list(index.prompt))
+        gold = task.gold_set(images, list(index.prompt))
     else:
         gold = {name: float(means[name]) for name in task.gold_metrics}
-    proxy = table[table.metric == "proxy"].set_index("image").score
-    summary = {**task.summarise_proxy(list(index.prompt), torch.tensor(proxy[index.file].to_numpy())), **gold}
+    per_image = table.pivot_table(index="image", columns="metric", values="score", dropna=False).reindex(index.file)
+    proxy = per_image["proxy"]
+    summary = {**task.summarise_proxy(list(index.prompt), torch.tensor(proxy.to_numpy())), **gold}
+    scores = {name: torch.tensor(per_image[name].to_numpy()) for name in task.per_image_metrics()}
+    units = task.units(list(index.prompt), scores, images)
+    (out / "units.jsonl").write_text("".join(json.dumps({**u, "file": f}) + "\n" for u, f in zip(units, index.file)))
     (out / "summary.jsonl").write_text(json.dumps(summary) + "\n")
     return summary
 

@@ -24,6 +24,7 @@ import torch
 
 Reward = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
 Gold = Callable[[torch.Tensor, Sequence[str]], dict[str, float]]
+Extras = Callable[[torch.Tensor | None, Sequence[str]], dict[str, list[Any]]]
 
 
 @dataclass
@@ -50,6 +51,11 @@ class Task:
     """Gold metrics computed in the training-time evaluation (default: all)."""
     proxy_summary: Callable[[Sequence[str], Sequence[float]], dict[str, float]] | None = None
     """Set-level proxy from per-image proxy scores (GenEval: per-tag accuracy, then the mean over tags)."""
+    unit_extras: Extras | None = None
+    """Per-image values a set-level metric needs beyond the scores (nano diversity: the distances to the images of
+    the same prompt; GenEval: each prompt's tag), so analysis can recompute it on a resample of the images."""
+    extras_need_images: bool = False
+    """Whether ``unit_extras`` reads the images (else the prompts alone)."""
 
     def evaluation_prompts(self) -> list[str]:
         return self.eval_prompts if self.eval_prompts is not None else self.prompts
@@ -77,6 +83,28 @@ class Task:
             return self.gold_set(images, prompts)
         chosen = self.gold_metrics if names is None else {n: self.gold_metrics[n] for n in names}
         return {name: float(torch.nanmean(metric(images, prompts).double())) for name, metric in chosen.items()}
+
+    def evaluation(self, images: torch.Tensor, prompts: Sequence[str],
+                   names: Sequence[str] | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """The set's proxy and gold (as ``summarise_proxy`` and ``gold``) and its evaluation units: one row per image
+        (index, prompt, proxy, each per-image gold metric, ``unit_extras``), each metric computed once."""
+        chosen = list(self.gold_metrics) if names is None else list(names)
+        scores = {"proxy": self.proxy_metric()(images, prompts),
+                  **{n: self.gold_metrics[n](images, prompts) for n in chosen}}
+        row = self.summarise_proxy(prompts, scores["proxy"])
+        if self.gold_set is not None:
+            row.update(self.gold_set(images, prompts))
+        else:
+            row.update({n: float(torch.nanmean(scores[n].double())) for n in chosen})
+        return row, self.units(prompts, scores, images)
+
+    def units(self, prompts: Sequence[str], scores: dict[str, torch.Tensor],
+              images: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        """One row per image: its index in the set, prompt, per-image ``scores`` and ``unit_extras``."""
+        extras = self.unit_extras(images, prompts) if self.unit_extras is not None else {}
+        values = {k: torch.as_tensor(v).double().tolist() for k, v in scores.items()}
+        return [{"image": i, "prompt": p, **{k: v[i] for k, v in values.items()}, **{k: v[i] for k, v in extras.items()}}
+                for i, p in enumerate(prompts)]
 
 
 # --------------------------------------------------------------------------------------- nano
@@ -106,7 +134,25 @@ def build_nano_task(options: dict[str, Any], metrics: dict[str, Any] | None = No
     if name not in PROXIES:
         raise ValueError(f"unknown nano reward {name!r}; choose one of {sorted(PROXIES)}")
     gold = _LazyNanoGold(tuple(sorted(options.get("gold", {}).items())))
-    return Task(prompts(), PROXIES[name], nano_gold_metrics(gold), gold.score)
+    return Task(prompts(), PROXIES[name], nano_gold_metrics(gold), gold.score, unit_extras=nano_pair_distances,
+                extras_need_images=True)
+
+
+def nano_pair_distances(images: torch.Tensor | None, prompts: Sequence[str]) -> dict[str, list[Any]]:
+    """Per image, ``pair_distances``: its L2 distance / sqrt(D) to each image of its prompt, in set order
+    (itself included, 0), from which the nano diversity of any resample of the images follows."""
+    from eval.nano_world import prompt_ids
+
+    flat = images.flatten(1).double()
+    ids = prompt_ids(prompts)
+    distances = [[] for _ in prompts]
+    for p in ids.unique():
+        members = torch.nonzero(ids == p).flatten()
+        block = torch.cdist(flat[members], flat[members], compute_mode="donot_use_mm_for_euclid_dist")
+        block = (block / flat.shape[1] ** 0.5).tolist()
+        for row, i in zip(block, members.tolist()):
+            distances[i] = row
+    return {"pair_distances": distances}
 
 
 @dataclass(frozen=True)
@@ -184,7 +230,16 @@ def build_real_task(options: dict[str, Any], metrics: dict[str, Any] | None = No
         proxy=LazyMetric(reward, metric_options(reward, metrics, **extra_eval)) if extra_eval else None,
         eval_gold=tuple(options.get("eval_gold", gold_names)),
         proxy_summary=summary,
+        unit_extras=partial(geneval_tags, extra_eval["metadata"]) if reward == "geneval" else None,
     )
+
+
+def geneval_tags(metadata: list[str], images: torch.Tensor | None, prompts: Sequence[str]) -> dict[str, list[Any]]:
+    """Per image, its prompt's GenEval ``tag`` (the proxy is the mean over tags of the per-tag accuracy)."""
+    from eval.geneval.metric import load_records
+
+    records = load_records(metadata)
+    return {"tag": [records[p]["tag"] for p in prompts]}
 
 
 def geneval_summary(metadata: list[str], prompts: Sequence[str], correct: Sequence[float]) -> dict[str, float]:

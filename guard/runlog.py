@@ -11,7 +11,7 @@ import yaml
 
 from jobs.config import ConfigError
 
-LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "logratios.jsonl")
+LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "eval_units.jsonl", "logratios.jsonl")
 
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -317,11 +317,11 @@ class Trainer:
 
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, iteration: int) -> dict[str, Any] | None:
+    def evaluate(self, iteration: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """Proxy and gold on fixed seeds with the deterministic sampler and the EMA weights.
 
         Every process samples its block of the evaluation set; the main process gathers the images,
-        scores them and returns the row (the others return None).
+        scores them and returns the row and the per-image units (the others return None).
         """
         c, task = self.config, self.task
         prompts = evaluation_names(task.evaluation_prompts(), c.eval_per_prompt)
@@ -331,11 +331,15 @@ class Trainer:
         images = self.processes.gather_blocks(images, len(prompts))
         if not self.processes.is_main:
             return None
-        row = {"iteration": iteration, **task.summarise_proxy(prompts, task.proxy_metric()(images, prompts)),
-               **task.gold(images, prompts, task.eval_gold)}
+        summary, units = task.evaluation(images, prompts, task.eval_gold)
         save_png(images[:: max(1, c.eval_per_prompt // 8)], self.out / "samples" / f"iter_{iteration:06d}.png",
                  nrow=min(8, c.eval_per_prompt))
-        return row
+        return {"iteration": iteration, **summary}, [{"iteration": iteration, **u} for u in units]
+
+    def write_evaluation(self, evaluation: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+        """Append an evaluation's row to eval.jsonl and its per-image units to eval_units.jsonl."""
+        append_jsonl(self.out / "eval.jsonl", [evaluation[0]])
+        append_jsonl(self.out / "eval_units.jsonl", evaluation[1])
 
     # --- loop ----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -346,9 +350,9 @@ class Trainer:
         for i in tqdm(range(self.start, c.iterations), initial=self.start, total=c.iterations,
                       desc=f"{c.variant} seed {c.seed}", disable=None if main else True):
             if i % c.eval_every == 0:
-                row = self.evaluate(i)
+                evaluation = self.evaluate(i)
                 if main:
-                    append_jsonl(self.out / "eval.jsonl", [row])
+                    self.write_evaluation(evaluation)
             batch, row = self.rollout(i)
             t0 = time.perf_counter()
             stats, step_rows, hist_rows = self.train_on(batch, i)
@@ -359,10 +363,11 @@ class Trainer:
                 self.save(i + 1)
         final = self.evaluate(c.iterations) if finish else None
         if finish and main:
-            truncate_jsonl(self.out / "eval.jsonl", c.iterations)
-            append_jsonl(self.out / "eval.jsonl", [final])
+            for name in ("eval.jsonl", "eval_units.jsonl"):
+                truncate_jsonl(self.out / name, c.iterations)
+            self.write_evaluation(final)
             self.save(c.iterations)
-            write_json_atomic(self.out / "final.json", final)
+            write_json_atomic(self.out / "final.json", final[0])
         self.processes.barrier()
         return json.loads((self.out / "final.json").read_text())
 

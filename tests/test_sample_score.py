@@ -8,7 +8,7 @@ import torch
 
 from eval.nano import NanoGold, composition
 from eval.score import load_images, score_folder
-from eval.tasks import Task, nano_gold_metrics
+from eval.tasks import Task, nano_gold_metrics, nano_pair_distances
 from eval.nano_world import prompt_ids, prompts, render
 from guard.sample import write_images
 
@@ -17,7 +17,8 @@ from guard.sample import write_images
 def task():
     torch.set_flush_denormal(True)
     gold = NanoGold.fit(n_per_prompt=300)
-    return Task(prompts(), composition, nano_gold_metrics(gold), gold.score)
+    return Task(prompts(), composition, nano_gold_metrics(gold), gold.score, unit_extras=nano_pair_distances,
+                extras_need_images=True)
 
 
 def _renders(n_per_prompt=3):
@@ -44,6 +45,12 @@ def test_scores_match_the_metrics_and_resume_skips_scored_images(task, tmp_path)
     assert summary == json.loads((tmp_path / "scores" / "summary.jsonl").read_text())
     assert summary["proxy"] == pytest.approx(float(composition(quantised, names).mean()), abs=1e-6)
     assert summary == {"proxy": summary["proxy"], **task.gold(quantised, names)}
+    units = pd.read_json(tmp_path / "scores" / "units.jsonl", lines=True)  # per image, in images.jsonl order
+    assert list(units.image) == list(range(len(names))) and list(units.prompt) == names
+    wide = table.pivot(index="image", columns="metric", values="score").loc[units.file]
+    assert units.proxy.to_numpy() == pytest.approx(wide.proxy.to_numpy()) and units.loglik.mean() == pytest.approx(summary["loglik"])
+    pairs = [sum(d) / (len(d) * (len(d) - 1)) for d in units.pair_distances]  # mean distance to the other images of the prompt
+    assert sum(pairs) / len(set(names)) == pytest.approx(summary["diversity"], rel=1e-9)
     # keep the first 10 images' rows, as if the job had been killed; only the rest is scored again
     kept = table[table.image.isin(sorted(table.image.unique())[:10])]
     kept.to_csv(tmp_path / "scores" / "scores.csv", index=False)

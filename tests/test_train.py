@@ -62,6 +62,18 @@ def test_logging_schema(tiny, tmp_path):
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["variant"] == "grpo_guard"
 
 
+def test_every_evaluation_writes_its_images_as_units(tiny, tmp_path):
+    _trainer(tiny, tmp_path, iterations=2).run()
+    ev = pd.read_json(tmp_path / "eval.jsonl", lines=True)
+    units = pd.read_json(tmp_path / "eval_units.jsonl", lines=True)  # every image of every evaluation, scored once
+    assert units.groupby("iteration").image.apply(list).to_dict() == {i: list(range(len(prompts()) * 2)) for i in (0, 2)}
+    assert list(units.prompt[:4]) == [prompts()[0]] * 2 + [prompts()[1]] * 2
+    means = units.groupby("iteration")[["proxy", "loglik", "correct"]].mean()
+    assert means.proxy.to_numpy() == pytest.approx(ev.proxy.to_numpy(), rel=1e-6)  # the row: a float32 mean
+    assert means.loglik.to_numpy() == pytest.approx(ev.loglik.to_numpy(), rel=1e-9)
+    assert means.correct.to_numpy() == pytest.approx(ev.accuracy.to_numpy(), rel=1e-9)
+
+
 class Kill(Exception):
     """Stands for a job killed mid-iteration."""
 
@@ -88,7 +100,7 @@ def test_killed_run_resumes_to_the_same_result(tiny, tmp_path, variant):
     resumed = _trainer(tiny, tmp_path / "b", variant=variant, lr=1e-3)
     assert resumed.run() == straight
     assert resumed.start == 2
-    for name in ("train.jsonl", "eval.jsonl"):
+    for name in ("train.jsonl", "eval.jsonl", "eval_units.jsonl"):
         a = pd.read_json(tmp_path / "a" / name, lines=True).drop(columns=[c for c in ("time_sample", "time_reward", "time_update")], errors="ignore")
         b = pd.read_json(tmp_path / "b" / name, lines=True).drop(columns=[c for c in ("time_sample", "time_reward", "time_update")], errors="ignore")
         pd.testing.assert_frame_equal(a, b)
