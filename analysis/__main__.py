@@ -5,6 +5,7 @@ python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings ana
 python -m analysis claims  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
 python -m analysis claims_summary --tables results/<exp>/*/*/tables/claims.csv --out DIR
+python -m analysis forest  --claims results/<exp>/<backbone>/<task>/tables/claims.csv --out FILE.png
 python -m analysis readme  --tables results/nano/tables/claims.md --out README.md   (quote it between the markers)
 python -m analysis histograms --runs results/<exp>/<backbone>/<task> [--variants V ..] [--seeds N ..]
     [--iterations N ..] [--steps K ..] [--form raw|normalised|used] [--sharex none|row|all] --out FILE.png|.pdf
@@ -25,6 +26,7 @@ import yaml
 
 from analysis import claims as claim_checks
 from analysis import figures
+from analysis.forest import forest_plot, read_claims
 from analysis.histograms import FORMS, NotRecordedError, histogram_figure, load_samples, write_figure
 from analysis.runs import read_runs, run_folders
 from analysis.tables import (PAPER_MAIN, base_metrics, beside_paper, final_rows, formatted, matched_proxy,
@@ -193,14 +195,16 @@ def summary(tables: list[Path], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["tables", "comparison", "figures", "claims", "summary", "claims_summary",
-                                         "readme", "histograms"])
+                                         "readme", "histograms", "forest"])
     parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
     parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
     parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
     parser.add_argument("--tables", type=Path, nargs="+",
                         help="main_raw.csv (summary) or claims.csv (claims_summary) of every setting; claims.md (readme)")
+    parser.add_argument("--claims", type=Path, help="a setting's claims.csv (forest)")
     parser.add_argument("--out", required=True, type=Path,
-                        help="a folder; for histograms a .png or .pdf file (no suffix: both); for readme the README")
+                        help="a folder; for histograms a .png or .pdf file (no suffix: both); for forest a .png; "
+                             "for readme the README")
     histograms = parser.add_argument_group("histograms (one panel per step and per variant x iteration, seeds pooled)")
     histograms.add_argument("--variants", nargs="+", default=[], help="default: every variant with logratios.jsonl")
     histograms.add_argument("--seeds", nargs="+", type=int, default=[], help="default: every seed")
@@ -216,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.what in ("summary", "claims_summary"):
         (summary if args.what == "summary" else claims_summary)(args.tables, args.out)
+        return 0
+    if args.what == "forest":
+        if args.claims is None:
+            parser.error("forest needs --claims")
+        try:
+            forest_plot(read_claims(args.claims), args.out)
+        except ValueError as err:
+            parser.exit(2, f"error: {err}\n")
         return 0
     if args.what == "histograms":
         if args.runs is None:

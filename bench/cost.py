@@ -109,12 +109,27 @@ def _clean(text: str) -> dict[str, Any]:
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
+@contextmanager
+def diffusers_on_meta() -> Iterator[None]:
+    """Build diffusers models on the meta device with diffusers' logging at errors only (restored after): casting a model
+    built from a config warns that modules "should be kept in float32" even where it lists none."""
+    from diffusers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+
+
 def transformer_on_meta(arch: Architecture, lora: str | None, dtype: torch.dtype, checkpointing: bool) -> torch.nn.Module:
     """The frozen transformer with the LoRA ``lora`` (JSON, or None) on the meta device."""
     from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
 
     cls = SD3Transformer2DModel if arch.backbone == "sd35" else FluxTransformer2DModel
-    with torch.device("meta"):
+    with diffusers_on_meta():
         model = cls.from_config(_clean(arch.transformer)).to(dtype).requires_grad_(False)
         if lora is not None:
             model = add_lora(model, json.loads(lora), checkpointing)
@@ -168,7 +183,7 @@ def decode_flops(arch: Architecture, resolution: int) -> float:
     """FLOPs of the VAE decoder per image."""
     from diffusers import AutoencoderKL
 
-    with torch.device("meta"):
+    with diffusers_on_meta():
         vae = AutoencoderKL.from_config(_clean(arch.vae))
     side = resolution // 8
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -205,7 +220,7 @@ def parameter_counts(arch: Architecture, lora: str) -> dict[str, int]:
 
     model = transformer_on_meta(arch, lora, torch.float32, False)
     lora_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    with torch.device("meta"):
+    with diffusers_on_meta():
         vae = AutoencoderKL.from_config(_clean(arch.vae))
     text = sum(p.numel() for kind, c in arch.text_encoders for p in text_encoder_on_meta(kind, c).parameters())
     return {"transformer": sum(p.numel() for p in model.parameters()) - lora_params, "lora": lora_params,

@@ -7,12 +7,17 @@ time from a throughput: the achieved TFLOP/s per phase measured by bench/gpu_che
 ``--throughput`` names its JSON, else ``ASSUMED_TFLOPS`` (printed as assumed). Training jobs: rollout +
 update of every iteration and every training-time evaluation; sampling jobs: the final evaluation
 set; scoring jobs: their configured runtime (metric models are not FLOP-counted).
+
+``--pilot results/<pilot>`` adds a power plan: per check of the pilot's claims tables
+(``<backbone>/<task>/tables/claims.csv``), the seeds a decisive verdict would need at the spread the
+pilot measured and what they cost in this plan (``<out>_power.md`` and ``.csv``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ import pandas as pd
 import yaml
 from snakemake.utils import update_config
 
+from analysis.stats import seeds_needed
 from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops,
                         text_flops)
 from jobs.config import TrainConfig, config_from_dict, grid_settings, resolve_run
@@ -182,15 +188,89 @@ def markdown(result: dict[str, Any]) -> str:
         f"{t['wall_hours_all_jobs_in_parallel']:.1f} h", ""])
 
 
-def write_plan(experiment: dict[str, Any], out: str | Path, throughput: list[str] | None, limit: float) -> str:
-    """Plan ``experiment`` and write ``<out>.json`` and ``<out>.md``; returns the Markdown."""
+def write_plan(experiment: dict[str, Any], out: str | Path, throughput: list[str] | None,
+               limit: float) -> dict[str, Any]:
+    """Plan ``experiment`` and write ``<out>.json`` and ``<out>.md``; returns the plan."""
     result = plan(experiment, load_throughput(throughput), limit)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    text = markdown(result)
-    out.with_suffix(".md").write_text(text)
-    return text
+    out.with_suffix(".md").write_text(markdown(result))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Power plan from a pilot's claims tables
+
+DECIDED = "decided in the pilot"
+UNKNOWN_SPREAD = "spread over seeds unknown: needs a pilot with >= 2 seeds"
+
+
+def read_pilot(folder: Path) -> pd.DataFrame:
+    """Every setting's claims table under a pilot's results folder, with its ``setting`` (backbone/task)."""
+    paths = sorted(folder.glob("*/*/tables/claims.csv"))  # <backbone>/<task>/tables/claims.csv
+    if not paths:
+        raise FileNotFoundError(f"no <backbone>/<task>/tables/claims.csv under {folder}: run the pilot's claims rule")
+    return pd.concat([pd.read_csv(p, keep_default_na=False, na_values=[""])
+                      .assign(setting=f"{p.parents[2].name}/{p.parents[1].name}") for p in paths], ignore_index=True)
+
+
+def seed_costs(result: dict[str, Any]) -> pd.Series:
+    """GPU-hours of one seed of each planned variant: its training and sampling jobs, summed over the settings that
+    run it (one seed list serves the whole grid)."""
+    jobs = pd.DataFrame(result["jobs"])
+    runs = jobs[jobs.rule.isin(["train", "sample"]) & ~jobs.run.str.endswith("/base")]
+    parts = runs.run.str.split("/")  # <backbone>/<task>/<variant>/seed<n>
+    return runs.groupby(parts.str[2], sort=False).gpu_hours.sum() / parts.str[3].nunique()
+
+
+def check_cost(variants: Any, costs: pd.Series) -> tuple[float, str]:
+    """GPU-hours per seed of the variants a check compares, and a note on those the plan lacks (priced at the
+    plan's mean per variant)."""
+    names = [v.strip() for v in ("" if pd.isna(variants) else str(variants)).split(",") if v.strip()]
+    if not names:
+        return math.nan, "the check names no variant"
+    missing = [v for v in names if v not in costs.index]
+    note = (f"not in the planned experiment: {', '.join(missing)} (priced at its mean per variant, "
+            f"{costs.mean():.1f} GPU-hours per seed)" if missing else "")
+    return sum(costs.get(v, costs.mean()) for v in names), note
+
+
+def needed_seeds(claim: pd.Series) -> int | str:
+    """Seeds a decisive verdict would need at the pilot's spread over seeds, or why there is no number."""
+    if claim["verdict"] in ("reproduced", "not reproduced"):
+        return DECIDED
+    if not math.isfinite(claim["mean"]):
+        return "not measured in the pilot" + (f": {claim['reason']}" if pd.notna(claim["reason"]) else "")
+    if not math.isfinite(claim["seed_sd"]):
+        return UNKNOWN_SPREAD
+    n = seeds_needed(claim["mean"], claim["seed_sd"], claim["band_low"], claim["band_high"])
+    return "more than 1000: the mean sits at or very near a band edge" if n is None else n
+
+
+def power_table(pilot: pd.DataFrame, result: dict[str, Any]) -> pd.DataFrame:
+    """Per pilot check: its verdict, the seeds a decisive verdict would need and their GPU-hours in the plan."""
+    costs, rows = seed_costs(result), []
+    for _, claim in pilot.iterrows():
+        seeds = needed_seeds(claim)
+        per_seed, note = check_cost(claim["variants"], costs)
+        rows.append({"setting": claim["setting"], "id": claim["id"], "check": claim["check"],
+                     "variants": claim["variants"], "pilot verdict": claim["verdict"], "pilot seeds": claim["seeds"],
+                     "seeds needed": seeds, "GPU-hours per seed": per_seed,
+                     "GPU-hours": seeds * per_seed if isinstance(seeds, int) else math.nan, "note": note})
+    return pd.DataFrame(rows)
+
+
+def power_markdown(table: pd.DataFrame, experiment: str, pilot: Path) -> str:
+    """The power plan as Markdown: what it computes, then the table."""
+    return "\n".join([
+        f"# Power plan of `{experiment}` from the pilot `{pilot}`", "",
+        "Per check: the seeds a decisive verdict would need at the spread over seeds the pilot measured (the 95% "
+        "t-interval narrower than the distance from the pilot's mean to the nearest band edge, mean and spread assumed "
+        "to stay: analysis.stats.seeds_needed), and their cost in this plan: seeds x the GPU-hours per seed of the "
+        "training and sampling jobs of the variants the check compares, each summed over the planned settings that "
+        "run it (the seed list is the whole grid's).", "",
+        table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".1f", missingval=""), ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,14 +281,26 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the config's plan.gpu_memory_gb, else 80)")
     parser.add_argument("--throughput", nargs="+", help="bench/gpu_check.py JSONs (achieved TFLOP/s of their backbone) "
                         "instead of the assumption (default: the config's plan.throughput)")
-    parser.add_argument("--out", help="write <out>.md and <out>.json (default: results/<experiment>/plan)")
+    parser.add_argument("--out", help="write <out>.md and <out>.json, and with --pilot <out>_power.md and .csv "
+                        "(default: results/<experiment>/plan, without the power plan's files)")
+    parser.add_argument("--pilot", type=Path, help="a pilot's results folder (results/<exp>): per check of its claims "
+                        "tables, the seeds a decisive verdict would need and their GPU-hours in this plan")
     args = parser.parse_args(argv)
     experiment: dict[str, Any] = {}
     for path in args.configfile:
         update_config(experiment, yaml.safe_load(Path(path).read_text()))
     options = experiment.get("plan", {})
-    print(write_plan(experiment, args.out or f"results/{experiment['experiment']}/plan",
-                     args.throughput or options.get("throughput"), args.gpu_memory_gb or options.get("gpu_memory_gb", 80.0)))
+    pilot = read_pilot(args.pilot) if args.pilot else None  # a missing pilot fails before the plan's minute
+    result = write_plan(experiment, args.out or f"results/{experiment['experiment']}/plan",
+                        args.throughput or options.get("throughput"), args.gpu_memory_gb or options.get("gpu_memory_gb", 80.0))
+    print(markdown(result))
+    if pilot is not None:
+        table = power_table(pilot, result)
+        text = power_markdown(table, experiment["experiment"], args.pilot)
+        print(text)
+        if args.out:
+            table.to_csv(f"{args.out}_power.csv", index=False)
+            Path(f"{args.out}_power.md").write_text(text)
     return 0
 
 

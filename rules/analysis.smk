@@ -47,6 +47,29 @@ rule claims:
         "python -m analysis claims --runs {params.runs} --settings {input.settings} --out {params.out} > {log} 2>&1"
 
 
+# The report lists a subcategory's unlabelled items by path: figures/claims_forest.png before tables/claims.md.
+rule claims_forest:
+    input:
+        f"{RESULTS}/{{backbone}}/{{task}}/tables/claims.csv",
+    output:
+        report(f"{RESULTS}/{{backbone}}/{{task}}/figures/claims_forest.png", caption="../workflow/report/claims_forest.rst",
+               category="Claims", subcategory="{backbone} / {task}"),
+    log:
+        f"{RESULTS}/logs/claims_forest_{{backbone}}_{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims_forest_{{backbone}}_{{task}}.tsv"
+    threads: 1
+    conda:
+        "../environment.yml"
+    resources:
+        runtime=res("analysis", "runtime", 10),
+        mem_mb=res("analysis", "mem_mb", 4000),
+        gpus=0,
+        **slurm_res("analysis"),
+    shell:
+        "python -m analysis forest --claims {input} --out {output} > {log} 2>&1"
+
+
 rule claims_summary:
     input:
         [f"{RESULTS}/{b}/{t}/tables/claims.csv" for b, t in SETTINGS],

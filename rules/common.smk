@@ -171,6 +171,7 @@ def all_targets():
         + [f"{d}/tables/{name}.{ext}" for d in per_setting for name in ("main", "claims") for ext in ("csv", "md", "tex")]
         + [f"{RESULTS}/{b}/{t}/tables/{c}.{ext}" for b, t in SETTINGS for c in comparisons(b, t) for ext in ("csv", "md", "tex")]
         + [f"{d}/figures/{name}.{ext}" for d in per_setting for name in FIGURES for ext in ("png", "pdf")]
+        + [f"{d}/figures/claims_forest.png" for d in per_setting]
         + [f for b, t in SETTINGS for f in histogram_figures(b, t)]
         + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["claims", "main", "paper_main", "main_vs_paper"], ext=["csv", "md", "tex"])
     )
