@@ -2,7 +2,9 @@
 
 python -m analysis tables  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
 python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
-python -m analysis claims  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
+python -m analysis claims  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR [--seeds N ..]
+python -m analysis calibration --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
+    (each seed's one-seed verdicts against the verdicts of all seeds)
 python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
 python -m analysis claims_summary --tables results/<exp>/*/*/tables/claims.csv --out DIR
 python -m analysis forest  --claims results/<exp>/<backbone>/<task>/tables/claims.csv --out FILE.png
@@ -25,7 +27,10 @@ import pandas as pd
 import yaml
 
 from analysis import claims as claim_checks
+from analysis.evidence import faithful_variants, first_configs
 from analysis import figures
+from analysis.calibration import summary as summary_of_calibration
+from analysis.calibration import write_calibration
 from analysis.forest import forest_plot, read_claims
 from analysis.histograms import FORMS, NotRecordedError, histogram_figure, load_samples, write_figure
 from analysis.runs import read_runs, run_folders
@@ -69,8 +74,8 @@ def tables(runs: Path, settings: dict[str, Any], out: Path) -> None:
 def paper_keys(runs: Path, settings: dict[str, Any]) -> pd.DataFrame:
     """Per row of the main table, what matches it to the paper's: the method of a paper-faithful variant (a
     public-script preset gets none), the backbone's name and the task's reward, from the runs' own configs."""
-    configs = claim_checks.first_configs(runs, settings["variants"])
-    faithful = set(claim_checks.faithful_variants(configs).values())
+    configs = first_configs(runs, settings["variants"])
+    faithful = set(faithful_variants(configs).values())
     keys = {v: (c["variant"] if v in faithful else "", c["backbone"]["name"], c["task"]["reward"])
             for v, c in configs.items()}
     first = next(iter(keys.values()), ("", "", ""))
@@ -78,10 +83,10 @@ def paper_keys(runs: Path, settings: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(keys, orient="index", columns=["method", "backbone_name", "reward"])
 
 
-def claims(runs: Path, settings: dict[str, Any], out: Path) -> None:
-    """The paper's claims C1..C12 as checks on this setting's runs: claims.{csv,md,tex}."""
+def claims(runs: Path, settings: dict[str, Any], out: Path, seeds: list[int] | None = None) -> None:
+    """The paper's claims C1..C12 as checks on this setting's runs (of ``seeds``, all if None): claims.{csv,md,tex}."""
     out.mkdir(parents=True, exist_ok=True)
-    claim_checks.write_claims(claim_checks.claims_table(runs, settings), out / "claims")
+    claim_checks.write_claims(claim_checks.claims_table(runs, settings, seeds), out / "claims")
 
 
 def claims_summary(tables: list[Path], out: Path) -> None:
@@ -195,7 +200,7 @@ def summary(tables: list[Path], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["tables", "comparison", "figures", "claims", "summary", "claims_summary",
-                                         "readme", "histograms", "forest"])
+                                         "readme", "histograms", "forest", "calibration"])
     parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
     parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
     parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
@@ -247,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         tables(args.runs, settings, args.out)
         step_diagnostics(args.runs, settings, args.out)
     elif args.what == "claims":
-        claims(args.runs, settings, args.out)
+        claims(args.runs, settings, args.out, args.seeds or None)
+    elif args.what == "calibration":
+        totals = summary_of_calibration(write_calibration(args.runs, settings, args.out))
+        print(totals)
     elif args.what == "comparison":
         comparison(args.runs, settings, args.name, args.out)
     else:

@@ -42,6 +42,14 @@ def seeds_needed(mean: float, sd: float, lo: float, hi: float, level: float = LE
     return next((n for n in range(2, most + 1) if t_quantile(n, level) * sd / math.sqrt(n) < distance), None)
 
 
+def band_verdict(low: float, high: float, lo: float, hi: float, strict: bool = False) -> str:
+    """The interval [low, high] inside the band [lo, hi] ((lo, hi) if ``strict``): reproduced; outside: not
+    reproduced; across an edge: inconclusive."""
+    inside = lo < low and high < hi if strict else lo <= low and high <= hi
+    outside = high <= lo or low >= hi if strict else high < lo or low > hi
+    return REPRODUCED if inside else NOT_REPRODUCED if outside else INCONCLUSIVE
+
+
 @dataclass(frozen=True)
 class Verdict:
     seeds: int
@@ -62,13 +70,6 @@ def judge(per_seed: Mapping[int, float], lo: float = -math.inf, hi: float = math
     if len(values) == 1:
         return Verdict(1, mean, math.nan, math.nan, NOT_TESTED, "one seed: no interval over seeds")
     low, high = t_interval(values)
-    inside = lo < low and high < hi if strict else lo <= low and high <= hi
-    outside = high <= lo or low >= hi if strict else high < lo or low > hi
-    if inside:
-        verdict = REPRODUCED
-    elif outside:
-        verdict = NOT_REPRODUCED
-    else:
-        verdict = INCONCLUSIVE
+    verdict = band_verdict(low, high, lo, hi, strict)
     needed = seeds_needed(mean, float(np.std(values, ddof=1)), lo, hi) if verdict == INCONCLUSIVE else None
     return Verdict(len(values), mean, low, high, verdict, "", needed)

@@ -10,6 +10,7 @@ import yaml
 
 from analysis.__main__ import main
 from analysis.claims import claims_table
+from analysis.evidence import NO_UNITS
 from analysis.stats import judge, seeds_needed, t_interval
 from guard.schedule import flowgrpo_schedule
 
@@ -101,6 +102,12 @@ def test_every_claim_holds_on_a_setting_built_to_hold_it(tmp_path):
     tested = claims[claims.reason != "no schedule-only prediction"]
     assert (tested.verdict == "reproduced").all(), tested[tested.verdict != "reproduced"][["id", "check", "per_seed"]]
     assert (claims.seeds == 3).all()
+    # the runs write no per-image units: outcome claims over seeds only (and say so); step claims over seeds and
+    # blocks of iterations
+    steps = claims.id.isin(["C1", "C2", "C3", "C4", "C5"])
+    assert (claims[~steps].reason == NO_UNITS).all() and (claims[~steps].covers == "seeds").all()
+    assert (claims[steps].covers == "seeds x iterations (stationary blocks)").all()
+    assert (claims[steps].units == "3 seeds x 2 iterations, mean block 1.0").all()
 
 
 def reversed_shift(k, seed):
@@ -198,9 +205,17 @@ def test_missing_inputs_are_not_tested_with_the_reason(tmp_path):
 
 def test_one_seed_is_not_tested_but_shows_its_value(tmp_path):
     claims = table(tmp_path, healthy(), seeds=(0,))
-    assert (claims.verdict == "not tested").all()
+    # new: the step claims resample blocks of one run's iterations and are judged on them (they were not tested);
+    # the outcome claims, without per-image units, are not tested and say why
+    steps = claims.id.isin(["C1", "C2", "C3", "C4", "C5"])
+    judged = claims[steps & (claims.reason != "no schedule-only prediction")]
+    assert (judged.verdict == "reproduced").all() and (judged.seeds == 1).all()
+    assert judged.covers.str.contains("one seed").all()
+    assert (claims[~steps].verdict == "not tested").all() and (claims[~steps].reason == f"one seed and {NO_UNITS}").all()
     first = claims[claims.id == "C1"].iloc[0]
-    assert first.reason == "one seed: no interval over seeds" and first["mean"] == pytest.approx(-0.001)
+    assert first.reason == "" and first["mean"] == pytest.approx(-0.001)
+    c6 = claims[claims.id == "C6"].iloc[0]
+    assert c6.seeds == 1 and c6["mean"] == pytest.approx(0.3)  # the value is shown
 
 
 def test_the_public_preset_names_its_deviation(tmp_path):
@@ -295,4 +310,4 @@ def test_the_formatted_table_read_back_from_csv_has_no_nan_text(tmp_path):
     claims = table(tmp_path, healthy(), seeds=(0,))
     claims.to_csv(tmp_path / "c.csv", index=False)
     text = formatted(pd.read_csv(tmp_path / "c.csv")).to_markdown()
-    assert "nan" not in text.lower().replace("nano", "") and "one seed: no interval over seeds" in text
+    assert "nan" not in text.lower().replace("nano", "") and f"one seed and {NO_UNITS}" in text

@@ -12,14 +12,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.claims import (C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, CAPTION, COLUMNS, SRC_CLIP, SRC_CURVES,
-                             SRC_GRAD, SRC_MAIN, SRC_MATCHED, SRC_STEPS, Setting, about, base_scores, bonferroni_z,
-                             by_seed, c1_baseline_shift, c2_predicted_shift, c3_clip_asymmetry, c4_normalised,
-                             c5_gradient_spread, c6_baseline_hacking, c7_guard_at_matched_proxy, c8_mean_revised,
-                             c9_rationorm_slower, c10_temp_reweight, c11_main_table, c12_public_presets, change,
-                             claims_table, clip_ratio, collapse_iteration, config_of, faithful_variants, first_configs,
-                             formatted, has_steps, low_noise, max_z, missing, paired, per_seed, read_or_empty, row,
-                             spread, untested, write_claims)
+from analysis.claims import CAPTION, COLUMNS, claims_of, claims_table, formatted, write_claims
+from analysis.claims_outcomes import (C6, C7, C8, C11, C12, SRC_CURVES, SRC_MAIN, SRC_MATCHED, c6_baseline_hacking,
+                                      c7_guard_at_matched_proxy, c8_mean_revised, c11_main_table, c12_public_presets,
+                                      group_of, level_gap, matched, missing)
+from analysis.claims_steps import (C1, C2, C3, C4, C5, SRC_CLIP, SRC_GRAD, SRC_STEPS, RunSteps, about, bonferroni_z,
+                                   c1_baseline_shift, c2_predicted_shift, c3_clip_asymmetry, c4_normalised,
+                                   c5_gradient_spread, clip_ratio, has_steps, low_noise, run_steps, spread, values)
+from analysis.claims_timing import C9, C10, c9_rationorm_slower, c10_temp_reweight, collapse_iteration
+from analysis.evidence import (NO_UNITS, Setting, Values, config_of, curves, faithful_variants, finals, first_configs,
+                               read_base, read_or_empty, row, untested)
 from analysis.stats import (INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Verdict, judge, seeds_needed,
                             t_interval, t_quantile)
 from analysis.tables import beside_paper
@@ -142,8 +144,9 @@ def test_judge_of_integer_values_is_the_float_verdict():
 # --- rows ------------------------------------------------------------------------------------------------------
 
 def same(a: dict, b: dict) -> None:
-    """Two rows with the same keys, in COLUMNS order, and the same values (NaN equal to NaN)."""
-    assert list(a) == COLUMNS and list(b) == COLUMNS
+    """Two rows with the keys of COLUMNS and the same values (NaN equal to NaN). (The key order of a row is not
+    pinned: claims_of puts the rows in COLUMNS order.)"""
+    assert sorted(a) == sorted(COLUMNS) and list(b) == COLUMNS
     for k in COLUMNS:
         if isinstance(b[k], float) and math.isnan(b[k]):
             assert isinstance(a[k], float) and math.isnan(a[k]), k
@@ -152,22 +155,58 @@ def same(a: dict, b: dict) -> None:
 
 
 def test_row_quotes_the_values_and_the_verdict():
+    # seed-only evidence (Values without replicates): the t-interval over seeds, as judge gives it, and NO_UNITS
     low, high = t_interval(np.array([1.0, 1.1, 1.2]))
-    same(row("C0", "words", "what is measured", ["a", "b"], {2: 1.2, 0: 1.0, 1: 1.1}, 0.0, INF, "src", "paper says"),
+    same(row("C0", "words", "what is measured", ["a", "b"], Values({2: 1.2, 0: 1.0, 1: 1.1}), 0.0, INF, "src",
+             "paper says"),
          {"id": "C0", "claim": "words", "check": "what is measured", "variants": "a, b",
           "per_seed": "s0: 1; s1: 1.1; s2: 1.2", "seeds": 3, "mean": 1.1, "ci95_low": low, "ci95_high": high,
-          "verdict": REPRODUCED, "reason": "", "seeds_needed": None, "paper": "paper says", "source": "src"})
-    r = row("C0", "words", "check", ["a"], {0: 0.123456, 1: -1.0, 2: 3.0}, 0.0, INF, "src")
+          "band_low": 0.0, "band_high": INF, "strict": False, "verdict": REPRODUCED, "reason": NO_UNITS,
+          "covers": "seeds", "units": "3 seeds", "seed_sd": 0.1, "seeds_needed": None, "p_improvement": math.nan,
+          "p_improvement_low": math.nan, "p_improvement_high": math.nan, "paper": "paper says", "source": "src"})
+    r = row("C0", "words", "check", ["a"], Values({0: 0.123456, 1: -1.0, 2: 3.0}), 0.0, INF, "src")
     assert (r["per_seed"], r["paper"], r["verdict"], r["seeds_needed"]) == ("s0: 0.1235; s1: -1; s2: 3", "", INCONCLUSIVE,
                                                                             judge({0: 0.123456, 1: -1.0, 2: 3.0}, 0.0).seeds_needed)
-    assert row("C0", "w", "c", ["a"], {0: 1.0}, 0.0, INF, "s")["reason"] == "one seed: no interval over seeds"
+    v = judge({0: 0.123456, 1: -1.0, 2: 3.0})
+    assert (r["ci95_low"], r["ci95_high"]) == (v.low, v.high)
+    strict = row("C0", "w", "c", ["a"], Values({0: 0.0, 1: 0.0}), -INF, 0.0, "s", strict=True)
+    assert (strict["verdict"], strict["strict"], strict["band_low"], strict["band_high"]) == (NOT_REPRODUCED, True, -INF, 0.0)
+    # new: one seed without within-run resamples is not tested, and says why (it was "one seed: no interval over seeds")
+    one = row("C0", "w", "c", ["a"], Values({0: 1.0, 1: math.nan}), 0.0, INF, "s")
+    assert (one["reason"], one["verdict"], one["seeds"], one["mean"], one["per_seed"]) == (
+        f"one seed and {NO_UNITS}", NOT_TESTED, 1, 1.0, "s0: 1")
+    assert math.isnan(one["ci95_low"]) and math.isnan(one["ci95_high"]) and one["seeds_needed"] is None
+    none = row("C0", "w", "c", ["a"], Values({0: math.nan}), 0.0, INF, "s")
+    assert (none["reason"], none["verdict"], none["seeds"], none["per_seed"]) == ("no seed has this value", NOT_TESTED, 0, "")
+
+
+def test_row_with_within_run_resamples():
+    """Replicates: several seeds give the two-stage interval widened to the t-interval; one seed, the percentile
+    interval of its resamples, with covers saying that it is one seed's noise only."""
+    reps = {0: np.linspace(0.5, 1.5, 41), 1: np.linspace(1.5, 2.5, 41)}
+    r = row("C0", "w", "c", ["a"], Values({0: 1.0, 1: 2.0}, reps, "images within 3 prompts", "9 images", "a note"),
+            0.0, INF, "s")
+    low, high = t_interval(np.array([1.0, 2.0]))
+    assert r["ci95_low"] <= low and r["ci95_high"] >= high and r["verdict"] == INCONCLUSIVE
+    assert (r["covers"], r["units"], r["reason"], r["seeds"], r["mean"]) == (
+        "seeds x images within 3 prompts", "2 seeds x 9 images", "a note", 2, 1.5)
+    one = row("C0", "w", "c", ["a"], Values({0: 1.0}, {0: reps[0]}, "images within 3 prompts", "9 images"), 0.0, INF, "s")
+    assert (one["verdict"], one["reason"], one["seeds"], one["units"]) == (REPRODUCED, "", 1, "9 images")
+    assert one["covers"] == "images within 3 prompts (one seed: evaluation or iteration noise only)"
+    assert (one["ci95_low"], one["ci95_high"]) == pytest.approx(tuple(np.quantile(reps[0], [0.025, 0.975])))
+    assert row("C0", "w", "c", ["a"], Values({0: 1.0}, {0: reps[0]}), 1.0, INF, "s")["verdict"] == INCONCLUSIVE
+    assert row("C0", "w", "c", ["a"], Values({0: 1.0}, {0: reps[0]}), 1.6, INF, "s")["verdict"] == NOT_REPRODUCED
+    bad = row("C0", "w", "c", ["a"], Values({0: 1.0}, {0: np.array([1.0, math.nan, 2.0])}), 0.0, INF, "s")
+    assert bad["reason"] == "1 of 3 resamples undefined and left out" and bad["verdict"] == REPRODUCED
 
 
 def test_untested_row_has_every_key_and_no_values():
     same(untested("C0", "words", "what would be measured", "why not", "src", ["a", "b"]),
          {"id": "C0", "claim": "words", "check": "what would be measured", "variants": "a, b", "per_seed": "",
-          "seeds": 0, "mean": math.nan, "ci95_low": math.nan, "ci95_high": math.nan, "verdict": NOT_TESTED,
-          "reason": "why not", "seeds_needed": None, "paper": "", "source": "src"})
+          "seeds": 0, "mean": math.nan, "ci95_low": math.nan, "ci95_high": math.nan, "band_low": math.nan,
+          "band_high": math.nan, "strict": False, "verdict": NOT_TESTED, "reason": "why not", "covers": "", "units": "",
+          "seed_sd": math.nan, "seeds_needed": None, "p_improvement": math.nan, "p_improvement_low": math.nan,
+          "p_improvement_high": math.nan, "paper": "", "source": "src"})
     assert untested("C0", "w", "c", "r", "s")["variants"] == ""
 
 
@@ -185,11 +224,13 @@ def config(method, sampler="flowgrpo", **extra):
             "backbone": {"name": "nano"}, "task": {"reward": "composition"}, **extra}
 
 
-def setting(configs, steps=EMPTY, evals=EMPTY, scores=EMPTY, base=None, **settings):
-    """configs: variant -> method (or a whole config); the baseline is flowgrpo, the gold metric accuracy."""
+def setting(configs, steps=EMPTY, evals=EMPTY, scores=EMPTY, base=None, eval_units=EMPTY, final_units=EMPTY,
+            base_units=None, **settings):
+    """configs: variant -> method (or a whole config); the baseline is flowgrpo, the gold metric accuracy; ``base``:
+    the base model's final scores (a dict, as base/scores/summary.jsonl's one row); no per-image units unless given."""
     settings = {"gold": ["accuracy"], "baseline": "flowgrpo", "variants": list(configs), **settings}
     return Setting(settings, {v: c if isinstance(c, dict) else config(c) for v, c in configs.items()}, steps, evals,
-                   scores, base)
+                   scores, None if base is None else pd.DataFrame([base]), eval_units, final_units, base_units)
 
 
 def steps(*per_variant):
@@ -246,12 +287,21 @@ def test_low_noise_is_the_upper_half_of_the_steps_median_included():
     assert list(low_noise(pd.Index([3, 4, 5, 6]))) == [False, False, True, True]
 
 
-def test_per_seed_applies_to_each_seed_of_one_variant():
-    frame = pd.DataFrame({"variant": ["a", "a", "a", "b"], "seed": [0, 0, 1, 0], "x": [1.0, 2.0, 5.0, 7.0]})
-    assert per_seed(frame, "a", lambda g: g.x.sum()) == {0: 3.0, 1: 5.0}
-    indexed = frame.set_index(["variant", "seed"])
-    assert per_seed(indexed, "b", lambda g: g.x.sum()) == {0: 7.0}
-    assert per_seed(indexed, "a", lambda g: g.x.max()) == {0: 2.0, 1: 5.0}
+def test_run_steps_are_each_seed_of_one_variant_where_the_block_column_is_logged():
+    # (was per_seed(frame, variant, fn)): seed 2's only row is on-policy (update 0) and is dropped
+    raw = pd.DataFrame({"variant": ["a", "a", "a", "b", "a", "a"], "seed": [0, 0, 1, 0, 2, 1],
+                        "iteration": [0, 1, 0, 0, 0, 3], "update": [1, 1, 1, 1, 0, 1], "step": [0, 0, 0, 0, 0, 1],
+                        "n": [1] * 6, "x": [1.0, 2.0, 5.0, 7.0, 9.0, math.nan], "y": [1.0, math.nan, 1.0, 1.0, 1.0, 2.0]})
+    s = setting({"a": "flowgrpo", "b": "grpo_guard"}, raw)
+    runs = run_steps(s, "a", "x")
+    assert sorted(runs) == [0, 1] and list(runs[0].rows.x) == [1.0, 2.0] and list(runs[1].rows.x) == [5.0]
+    assert list(runs[0].iterations) == [0, 1] and list(runs[0].steps) == [0] and runs[0].block_column == "x"
+    v = values(runs, lambda r: r.mean("x")[:, 0])
+    assert v.per_seed == {0: 1.5, 1: 5.0} and v.covers == "iterations (stationary blocks)"
+    assert v.units == "2 iterations, mean block 1.0" and set(v.replicates) == {0, 1}
+    assert list(run_steps(s, "a", "y")[1].rows.step) == [0, 1]  # the rows where y is logged
+    assert list(run_steps(s, "a", "y")[0].rows.iteration) == [0]
+    assert values(run_steps(s, "b", "x"), lambda r: r.mean("x").max(axis=1)).per_seed == {0: 7.0}
 
 
 # --- C1-C5 -----------------------------------------------------------------------------------------------------
@@ -302,12 +352,31 @@ def test_c1_to_c3_not_tested_without_a_baseline_that_logged_steps():
         assert {r["claim"] for r in c1_baseline_shift(s) + c2_predicted_shift(s) + c3_clip_asymmetry(s)} == {C1, C2, C3}
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # draws missing a step
 def test_max_z_pools_the_minibatches_of_a_step():
     # step 0: n 2 and 6, values 1 and 3, stds 1 and 2: mean 20/8, SE sqrt(2 + 24)/8; step 1: -1 over 4, std 4: z 0.5
-    raw = pd.DataFrame({"step": [0, 0, 1], "n": [2, 6, 4], "v": [1.0, 3.0, -1.0], "sd": [1.0, 2.0, 4.0]})
-    assert max_z(raw.v, raw.sd, raw) == pytest.approx(20 / math.sqrt(26))
+    raw = pd.DataFrame({"iteration": [0, 0, 0], "step": [0, 0, 1], "n": [2, 6, 4], "v": [1.0, 3.0, -1.0],
+                        "sd": [1.0, 2.0, 4.0]})
+    r = RunSteps(raw, "v")
+    assert r.max_z(raw.v, raw.sd)[0] == pytest.approx(20 / math.sqrt(26))
     raw = raw.assign(v=[0.1, 0.1, -8.0])  # step 1: |-8 * 4| / 4 / (sqrt(4 * 16) / 4) = 4
-    assert max_z(raw.v, raw.sd, raw) == pytest.approx(4.0)
+    assert RunSteps(raw, "v").max_z(raw.v, raw.sd)[0] == pytest.approx(4.0)
+    # minibatches of one step in two iterations pool as in one (draw 0); one iteration: every draw is the data
+    two = raw.assign(iteration=[0, 1, 1])
+    assert RunSteps(two, "v").max_z(two.v, two.sd)[0] == pytest.approx(4.0)
+    assert np.allclose(r.max_z(r.rows.v, r.rows.sd), 20 / math.sqrt(26))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # draws missing a step
+def test_run_steps_mean_leaves_out_nan_rows_and_weights_iterations_by_their_draws():
+    raw = pd.DataFrame({"iteration": [0, 0, 1, 1], "step": [0, 0, 0, 1], "v": [1.0, math.nan, 4.0, 2.0]})
+    r = RunSteps(raw, "v")
+    means = r.mean("v")
+    assert list(means[0]) == [2.5, 2.0] and means.shape == (r.draws[0].shape[0], 2)
+    # every draw is a mean of the drawn iterations' rows: iteration 0 alone gives step 0 the value 1, step 1 none
+    counts = r.draws[0]
+    only0 = (counts[:, 0] > 0) & (counts[:, 1] == 0)
+    assert only0.any() and np.all(means[only0, 0] == 1.0) and np.all(np.isnan(means[only0, 1]))
 
 
 def test_bonferroni_z():
@@ -360,19 +429,24 @@ def test_c2_relative_error_exactly_on_its_strict_edge_fails():
     assert (r["seeds"], r["ci95_low"], r["ci95_high"], r["verdict"]) == (2, 0.2, 0.2, NOT_REPRODUCED)
 
 
-def per_step_frame(**columns):
-    return pd.DataFrame({"step": list(STEPS), **columns}).set_index("step")
+def per_step_run(**columns):
+    """One iteration's rows, one per step, as run_steps selects them (rows where the first column is logged)."""
+    frame = pd.DataFrame({"variant": "v", "seed": 0, "iteration": 0, "step": list(STEPS), "n": 4, **columns})
+    return run_steps(setting({"v": "flowgrpo"}, frame), "v", next(iter(columns)))[0]
 
 
 def test_clip_ratio_over_the_low_noise_half():
-    g = per_step_frame(clip_pos_upper=[9.0, 9.0, 0.1, 0.2, 0.3], clip_neg_lower=[0.0, 0.0, 0.4, 0.4, 0.4])
-    assert clip_ratio(g) == pytest.approx(0.5)
-    assert math.isnan(clip_ratio(g.assign(clip_neg_lower=[1.0, 1.0, 0.0, 0.0, 0.0])))
+    columns = dict(clip_pos_upper=[9.0, 9.0, 0.1, 0.2, 0.3], clip_neg_lower=[0.0, 0.0, 0.4, 0.4, 0.4])
+    assert clip_ratio(per_step_run(**columns))[0] == pytest.approx(0.5)
+    assert math.isnan(clip_ratio(per_step_run(**{**columns, "clip_neg_lower": [1.0, 1.0, 0.0, 0.0, 0.0]}))[0])
 
 
 def c3_setting(ratio):
+    # log_ratio_mean: C3 takes the rows (and their iteration blocks) where it is logged, as the trainer logs it beside
+    # the clip fractions
     return setting(BASELINE_ONLY, steps(("flowgrpo", by_step(clip_pos_upper=low_high(ratio * 0.4, 9.0),
-                                                             clip_neg_lower=low_high(0.4, 0.01)))))
+                                                             clip_neg_lower=low_high(0.4, 0.01),
+                                                             log_ratio_mean=[-1.0] * 5))))
 
 
 @pytest.mark.parametrize("ratio,verdict", [(0.5, REPRODUCED), (0.49, REPRODUCED), (0.51, NOT_REPRODUCED)])
@@ -419,9 +493,9 @@ def test_c4_symmetry_edges(ratio, verdict):
 
 
 def test_spread_is_max_over_min_of_the_logged_steps():
-    assert spread(per_step_frame(step_grad_norm=[2.0, math.nan, 8.0, 4.0, 3.0])) == 4.0
-    assert math.isnan(spread(per_step_frame(step_grad_norm=[2.0] + [math.nan] * 4)))
-    assert spread(per_step_frame(step_grad_norm=[2.0, 3.0] + [math.nan] * 3)) == 1.5
+    assert spread(per_step_run(step_grad_norm=[2.0, math.nan, 8.0, 4.0, 3.0]))[0] == 4.0
+    assert math.isnan(spread(per_step_run(step_grad_norm=[2.0] + [math.nan] * 4))[0])
+    assert spread(per_step_run(step_grad_norm=[2.0, 3.0] + [math.nan] * 3))[0] == 1.5
 
 
 def test_about_is_within_a_factor_2():
@@ -468,7 +542,7 @@ def test_c5_rows_per_variant():
     assert all(values_of(r) == [3.0] * 3 for r in rows[:-1])
     assert [r["seeds"] for r in rows] == [3] * 6 + [0]
     assert rows[1]["mean"] == 3.0 and rows[1]["seeds_needed"] is None and math.isnan(rows[-1]["mean"])
-    assert all(list(r) == COLUMNS for r in rows)
+    assert all(sorted(r) == sorted(COLUMNS) for r in rows)
 
 
 def test_c5_a_variant_without_gradient_norms_does_not_stop_the_others():
@@ -528,9 +602,12 @@ def c6_setting(proxy_end, gold_end):
 
 
 def test_change_is_last_minus_first_evaluation_per_seed():
+    # (was change(s, variant, column)): C6's per-seed values, evaluations in iteration order whatever the file order
     frame = pd.DataFrame({"variant": ["b", "b", "b", "b", "x"], "seed": [0, 0, 0, 1, 0], "iteration": [20, 0, 10, 0, 0],
-                          "proxy": [5.0, 1.0, 9.0, 2.0, 7.0], "accuracy": [1.0] * 5})
-    assert change(setting({"b": "flowgrpo"}, evals=frame), "b", "proxy") == {0: 4.0, 1: 0.0}
+                          "proxy": [5.0, 1.0, 9.0, 2.0, 7.0], "accuracy": [1.0, 2.0, 1.0, 1.0, 1.0]})
+    proxy, gold = c6_baseline_hacking(setting({"b": "flowgrpo", "x": "grpo_guard"}, evals=frame, baseline="b"))
+    # Average(gold) relative to the mean iteration-0 accuracy of every run (2, 1, 1): seed 0 (1 - 2) x 3/4
+    assert values_of(proxy) == [4.0, 0.0] and values_of(gold) == [-0.75, 0.0]
 
 
 def test_c6_rows():
@@ -571,14 +648,19 @@ def two(a_curve, b_curve, a="grpo_guard", b="flowgrpo", seeds_differ=None, **set
     return setting({b: b, a: a}, evals=evals({a: a_curve, b: b_curve}), **settings)
 
 
-def test_paired_and_by_seed():
-    matched = pd.DataFrame({"variant": ["a", "b", "a", "b", "a"], "seed": [0, 0, 1, 1, 1], "fraction": [0.5] * 4 + [1.0],
-                            "x": [1.0, 2.0, 3.0, 5.0, 4.0]})
-    wide = paired(matched, "x", "a", "b")
-    assert list(wide.columns) == ["a", "b"] and wide.values.tolist() == [[1.0, 2.0], [3.0, 5.0]]
-    assert list(paired(matched, "x", "a", "c").columns) == ["a", "c"] and paired(matched, "x", "a", "c").empty
-    assert by_seed(wide, lambda d: (d.a - d.b).min()) == {0: -1.0, 1: -2.0}
-    assert by_seed(paired(matched, "x", "a", "c"), lambda d: 1.0) == {}
+def test_level_gap_gives_each_seed_both_runs_have_at_the_matched_levels():
+    # (was paired / by_seed) the levels: f x 5/6 (guard's seed 1 reaches 0.5 only, so its mean best proxy is 5/6)
+    s = two(lambda it, seed: line(0.5 if seed == 1 else 1.0, 0.9)(it, seed), line(1.0, 0.5))
+    guard, base = level_gap(s, curves(s), "grpo_guard", "flowgrpo", "iteration")
+    assert sorted(guard) == sorted(base) == [0, 1, 2]
+    assert guard[0][0] == pytest.approx([10 * f * 5 / 6 for f in (0.25, 0.5, 0.75, 1.0)])
+    assert base[1][0] == pytest.approx(guard[0][0]) and guard[1][0][:2] == pytest.approx(2 * guard[0][0][:2])
+    assert np.isnan(guard[1][0][2:]).all()  # seed 1 of GRPO-Guard misses the upper two levels
+    assert level_gap(s, curves(s), "grpo_guard", "absent", "iteration") == ({}, {})
+    # C7 takes the minimum over the levels both reach, L = 5/24 and 5/12 for seed 1: Average(gold) 1 - 0.1 L (guard,
+    # seeds 0, 2), 1 - 0.2 L (guard, seed 1: it gets to L at iteration 20 L), 1 - 0.5 L (baseline)
+    assert values_of(only(c7_guard_at_matched_proxy(s))) == pytest.approx([0.4 * 5 / 24, 0.3 * 5 / 24, 0.4 * 5 / 24],
+                                                                            abs=1e-4)
 
 
 def test_c7_is_the_minimum_over_the_matched_levels():
@@ -610,20 +692,30 @@ def test_c7_per_pair_and_not_tested():
         assert c7_guard_at_matched_proxy(s)[0]["claim"] == C7
 
 
+def levels(s, variants):
+    """The matched proxy levels of ``variants`` (as the baseline's seed 0 reaches them: its proxy is iteration / 10)
+    and the variants whose levels were matched."""
+    m = matched(s, curves(s), variants)
+    return list(m[("flowgrpo", 0)]["iteration"][0] / 10), {v for v, _ in m}
+
+
 def test_matched_takes_the_levels_of_the_first_comparison_holding_the_variants():
-    curves = {"flowgrpo": line(1.0, 0.5), "grpo_guard": line(1.0, 0.9), "slow": line(0.5, 1.0)}
+    runs = {"flowgrpo": line(1.0, 0.5), "grpo_guard": line(1.0, 0.9), "slow": line(0.5, 1.0)}
     configs = {"flowgrpo": "flowgrpo", "grpo_guard": "grpo_guard", "slow": "mean_revised"}
-    alone = setting(configs, evals=evals(curves))
-    grouped = setting(configs, evals=evals(curves), comparisons={"x": ["flowgrpo"], "y": list(configs), "z": []})
-    assert alone.matched(["flowgrpo", "grpo_guard"]).proxy_level.max() == 1.0
-    assert grouped.matched(["flowgrpo", "grpo_guard"]).proxy_level.max() == 0.5  # the slow run reaches 0.5 only
-    assert set(grouped.matched(["flowgrpo", "grpo_guard"]).variant) == set(configs)
+    alone = setting(configs, evals=evals(runs))
+    grouped = setting(configs, evals=evals(runs), comparisons={"x": ["flowgrpo"], "y": list(configs), "z": []})
+    assert levels(alone, ["flowgrpo", "grpo_guard"]) == (pytest.approx([0.25, 0.5, 0.75, 1.0]), {"flowgrpo", "grpo_guard"})
+    # the slow run reaches 0.5 only
+    assert levels(grouped, ["flowgrpo", "grpo_guard"]) == (pytest.approx([0.125, 0.25, 0.375, 0.5]), set(configs))
+    assert group_of(grouped, ["flowgrpo", "grpo_guard"]) == list(configs)
     assert values_of(c7_guard_at_matched_proxy(grouped)[0]) == pytest.approx([0.05] * 3)
-    assert setting(configs, evals=evals(curves), comparisons=None).matched(["flowgrpo"]).proxy_level.max() == 1.0
-    exact = setting(configs, evals=evals(curves), comparisons={"y": list(configs), "x": ["grpo_guard", "flowgrpo"]})
-    assert set(exact.matched(["flowgrpo", "grpo_guard"]).variant) == set(configs)  # the first comparison holding both
-    exact = setting(configs, evals=evals(curves), comparisons={"x": ["grpo_guard", "flowgrpo"], "y": list(configs)})
-    assert set(exact.matched(["flowgrpo", "grpo_guard"]).variant) == {"flowgrpo", "grpo_guard"}
+    assert max(levels(setting(configs, evals=evals(runs), comparisons=None), ["flowgrpo"])[0]) == pytest.approx(1.0)
+    assert group_of(setting(configs, comparisons=None), ["flowgrpo"]) == ["flowgrpo"]
+    exact = setting(configs, evals=evals(runs), comparisons={"y": list(configs), "x": ["grpo_guard", "flowgrpo"]})
+    assert levels(exact, ["flowgrpo", "grpo_guard"])[1] == set(configs)  # the first comparison holding both
+    exact = setting(configs, evals=evals(runs), comparisons={"x": ["grpo_guard", "flowgrpo"], "y": list(configs)})
+    assert levels(exact, ["flowgrpo", "grpo_guard"])[1] == {"flowgrpo", "grpo_guard"}
+    assert group_of(exact, ["flowgrpo", "grpo_guard"]) == ["grpo_guard", "flowgrpo"]
 
 
 def three(mr_gold, curves=None, **configs):
@@ -680,9 +772,11 @@ def test_c8_to_c10_not_tested_name_what_is_missing():
     assert c8_mean_revised(s)[0]["reason"] == "no baseline, GRPO-Guard run on the baseline's sampler with eval.jsonl"
     assert c9_rationorm_slower(s)[0]["reason"] == "no baseline run on the baseline's sampler with eval.jsonl"
     assert c10_temp_reweight(s)[0]["reason"] == "no baseline run on the baseline's sampler with eval.jsonl"
-    assert missing(s, [None, "mr", "x"], ["a", "b", "c"]) == "no a, c run on the baseline's sampler with eval.jsonl"
-    assert missing(s, ["rn"], ["b"]) == ""
-    assert missing(setting({"g": "grpo_guard"}), ["g"], ["b"]) == "no b run on the baseline's sampler with eval.jsonl"
+    assert missing(s, curves(s), [None, "mr", "x"], ["a", "b", "c"]) == \
+        "no a, c run on the baseline's sampler with eval.jsonl"
+    assert missing(s, curves(s), ["rn"], ["b"]) == ""
+    g = setting({"g": "grpo_guard"})
+    assert missing(g, curves(g), ["g"], ["b"]) == "no b run on the baseline's sampler with eval.jsonl"
 
 
 def test_c9_is_the_mean_iteration_gap():
@@ -703,10 +797,10 @@ def test_c9_edge(proxy, verdict):
 
 
 def test_collapse_iteration():
-    run = pd.DataFrame({"iteration": [20, 0, 10, 30], "avg_gold": [0.4, 1.0, 0.5, 0.3]})
-    assert collapse_iteration(run) == 20.0
-    assert collapse_iteration(run.assign(avg_gold=[0.6, 1.0, 0.49, 0.3])) == 10.0
-    assert collapse_iteration(run.assign(avg_gold=[0.5] * 4)) == INF
+    # per draw (rows), evaluations in iteration order (Draws.run sorts them)
+    iterations = np.array([0, 10, 20, 30])
+    gold = np.array([[1.0, 0.5, 0.4, 0.3], [1.0, 0.49, 0.6, 0.3], [0.5] * 4, [0.49, 1.0, 1.0, 1.0]])
+    assert list(collapse_iteration(iterations, gold)) == [20.0, 10.0, INF, 0.0]
 
 
 ITERS = (0, 10, 20, 30)
@@ -784,7 +878,9 @@ PAIR = {"flowgrpo": "flowgrpo", "g": "grpo_guard"}
 def test_scores_are_relative_to_the_base_model():
     s = final(PAIR, flowgrpo=(1.0, 1.0), g=(1.0, 3.0))
     assert list(s.scores.avg_gold) == [0.5] * 3 + [1.5] * 3
-    assert s.base_proxy == 0.0 and final(PAIR, {"proxy": 0.25, "accuracy": 1.0}, g=(0, 1)).base_proxy == 0.25
+    assert s.base == {"proxy": 0.0, "accuracy": 2.0} and list(finals(s).base["proxy"]) == [0.0]
+    assert list(finals(final(PAIR, {"proxy": 0.25, "accuracy": 1.0}, g=(0, 1))).base["proxy"]) == [0.25]
+    assert setting(PAIR).base is None and finals(setting(PAIR)) is None
     assert setting(PAIR, scores=scores(g=(1.0, 1.0))).scores.empty  # no base model scores
     assert setting(PAIR, base={"proxy": 0.0, "accuracy": 1.0}).scores.empty
 
@@ -836,8 +932,8 @@ def test_final_pairs_only_seeds_both_have():
     ("nano", "composition", "flowgrpo", "flowgrpo", ["", ""])])
 def test_c11_quotes_the_papers_gap_where_the_setting_is_in_its_table(backbone, reward, baseline, sampler, papers):
     named = {"backbone": {"name": backbone}, "task": {"reward": reward}}
-    s = final({"b": config(baseline, sampler, **named), "g": config("grpo_guard", sampler, **named)}, b=(1.0, 1.0),
-              g=(1.0, 1.0), baseline="b")
+    s = setting({"b": config(baseline, sampler, **named), "g": config("grpo_guard", sampler, **named)},
+                scores=scores(b=(1.0, 1.0), g=(1.0, 1.0)), base={"proxy": 0.0, "accuracy": 2.0}, baseline="b")
     assert [r["paper"] for r in c11_main_table(s)] == papers
 
 
@@ -888,6 +984,190 @@ def test_c12_not_tested():
     assert c12_public_presets(s)[0]["claim"] == C12
 
 
+# --- within-run resamples: per-image evaluation units and blocks of iterations -----------------------------------
+
+PROMPTS, IMAGES = 3, 12  # 4 images per prompt: fewer than MIN_PROMPTS prompts, so images are resampled within prompts
+UNIT_NOISE = (lambda x: (x - x.mean()) / x.std())(np.random.default_rng(0).normal(size=IMAGES))  # mean 0, sd 1
+ITERATION_NOISE = (lambda x: (x - x.mean()) / x.std())(np.random.default_rng(1).normal(size=16))
+UNITS = {"holds": (1.0, 0.1, REPRODUCED), "fails": (-1.0, 0.1, NOT_REPRODUCED), "straddles": (0.05, 1.0, INCONCLUSIVE)}
+"""case -> (shift, spread over images or iterations, the verdict of a '> 0' check)."""
+
+
+def image_rows(**columns):
+    """IMAGES rows of one evaluation: image, prompt and per-image columns (a number or IMAGES values)."""
+    return pd.DataFrame({"image": range(IMAGES), "prompt": [f"p{i % PROMPTS}" for i in range(IMAGES)],
+                         **{c: np.broadcast_to(v, IMAGES) for c, v in columns.items()}})
+
+
+def eval_units(runs):
+    """eval_units.jsonl rows: (variant, seed) -> {iteration: {column: per-image values}}."""
+    return pd.concat([image_rows(**columns).assign(variant=v, seed=seed, iteration=it)
+                      for (v, seed), by_it in runs.items() for it, columns in by_it.items()], ignore_index=True)
+
+
+def set_means(units, keys):
+    """What eval.jsonl / scores/summary.jsonl log: each evaluation's mean over its images."""
+    return units.groupby(keys)[["proxy", "g1"]].mean().reset_index()
+
+
+def with_eval_units(configs, runs, logged_only=()):
+    """A setting whose evaluations have per-image units (gold g1), except the runs ``logged_only`` (set means only)."""
+    units = eval_units(runs)
+    logged = set_means(units, ["variant", "seed", "iteration"])
+    keep = ~pd.Series(list(zip(units.variant, units.seed))).isin(list(logged_only)).to_numpy()
+    return setting(configs, evals=logged, eval_units=units[keep].reset_index(drop=True), gold=["g1"])
+
+
+def c6_units(proxy_gain, seeds=(0,), **kw):
+    """The baseline's per-image proxy rises by ``proxy_gain`` (per image) from iteration 0 to 10; g1 halves."""
+    return with_eval_units(BASELINE_ONLY, {("flowgrpo", seed): {0: {"proxy": 0.0, "g1": 1.0},
+                                                                10: {"proxy": proxy_gain, "g1": 0.5}}
+                                           for seed in seeds}, **kw)
+
+
+@pytest.mark.parametrize("case", UNITS)
+def test_c6_with_one_seed_of_per_image_units_is_judged_on_its_images(case):
+    shift, spread_, verdict = UNITS[case]
+    proxy, gold = c6_baseline_hacking(c6_units(shift + spread_ * UNIT_NOISE))
+    assert (proxy["verdict"], gold["verdict"]) == (verdict, REPRODUCED)
+    assert values_of(proxy) == pytest.approx([shift]) and values_of(gold) == pytest.approx([-0.5])
+    assert proxy["seeds"] == 1 and proxy["reason"] == "" and proxy["units"] == "12 images"
+    assert proxy["covers"] == "images within 3 prompts (one seed: evaluation or iteration noise only)"
+    assert proxy["ci95_low"] < shift < proxy["ci95_high"] and (proxy["ci95_low"] < 0 < proxy["ci95_high"]) == (
+        verdict == INCONCLUSIVE)
+    assert gold["ci95_low"] == gold["ci95_high"] == pytest.approx(-0.5)  # every image halves: no spread
+
+
+def final_units(**runs):
+    """scores/units.jsonl rows of seed 0: variant -> (proxy, g1) per image."""
+    return pd.concat([image_rows(proxy=p, g1=g).assign(variant=v, seed=0) for v, (p, g) in runs.items()],
+                     ignore_index=True)
+
+
+def with_final_units(base_units=True, **runs):
+    units = final_units(**runs)
+    return setting(PAIR, scores=set_means(units, ["variant", "seed"]), base={"proxy": 0.0, "g1": 1.0},
+                   final_units=units, base_units=image_rows(proxy=0.0, g1=1.0) if base_units else None, gold=["g1"])
+
+
+@pytest.mark.parametrize("case", UNITS)
+def test_c11_with_one_seed_of_per_image_units_is_judged_on_its_images(case):
+    # the same images of both variants and the base model in every draw: the gap is paired image by image
+    shift, spread_, verdict = UNITS[case]
+    gold, proxy = c11_main_table(with_final_units(flowgrpo=(1.0, 1.0), g=(1.0, 1.0 + shift + spread_ * UNIT_NOISE)))
+    assert (gold["verdict"], proxy["verdict"]) == (verdict, REPRODUCED)  # proxy: 0 within -0.1 x |1 - 0|
+    assert values_of(gold) == pytest.approx([shift]) and values_of(proxy) == pytest.approx([0.0], abs=1e-12)
+    assert gold["covers"] == "images within 3 prompts (one seed: evaluation or iteration noise only)"
+    assert (gold["seeds"], gold["reason"], gold["units"]) == (1, "", "12 images")
+    # P(GRPO-Guard > baseline): the share of the resamples in which its Average(gold) is higher
+    assert gold["p_improvement"] == {"holds": 1.0, "fails": 0.0}.get(case, pytest.approx(0.5, abs=0.3))
+    assert math.isnan(gold["p_improvement_low"]) and math.isnan(gold["p_improvement_high"])
+
+
+def c1_iterations(step0, seeds=(0,), spread_=0.0):
+    """16 iterations of the baseline: log-ratio mean -1 at steps 1-4, ``step0(seed)`` + ``spread_`` x noise over the
+    iterations at step 0."""
+    return setting(BASELINE_ONLY, pd.DataFrame([
+        {"variant": "flowgrpo", "seed": seed, "iteration": it, "update": 1, "step": k, "n": 4, "log_ratio_std": 1.0,
+         "log_ratio_mean": step0(seed) + spread_ * ITERATION_NOISE[it] if k == 0 else -1.0}
+        for seed in seeds for it in range(16) for k in STEPS]))
+
+
+@pytest.mark.parametrize("case", UNITS)
+def test_c1_with_one_seed_is_judged_on_blocks_of_its_iterations(case):
+    # new: a one-seed step row gets a verdict (it was 'not tested'): the check is "< 0", so the shift is negated
+    shift, spread_, verdict = UNITS[case]
+    top = c1_baseline_shift(c1_iterations(lambda seed: -shift, spread_=spread_))[0]
+    assert top["verdict"] == verdict and values_of(top) == pytest.approx([-shift])
+    assert top["covers"] == "iterations (stationary blocks) (one seed: evaluation or iteration noise only)"
+    assert top["units"].startswith("16 iterations, mean block ") and top["seeds"] == 1 and top["reason"] == ""
+
+
+def test_step_interval_over_seeds_is_at_least_the_t_interval():
+    # three seeds at -0.5, -0.55, -0.6: the t-interval is inside "< 0"; identical iterations leave it as it is
+    step0 = {0: -0.5, 1: -0.55, 2: -0.6}.get
+    calm = c1_baseline_shift(c1_iterations(step0, SEEDS))[0]
+    assert (calm["ci95_low"], calm["ci95_high"]) == pytest.approx(t_interval(np.array([-0.5, -0.55, -0.6])))
+    assert calm["verdict"] == REPRODUCED and calm["covers"] == "seeds x iterations (stationary blocks)"
+    assert calm["units"].startswith("3 seeds x 16 iterations")
+    # a large spread over each run's iterations widens it across 0: new, the t-interval alone would reproduce it
+    noisy = c1_baseline_shift(c1_iterations(step0, SEEDS, spread_=4.0))[0]
+    assert values_of(noisy) == pytest.approx([-0.5, -0.55, -0.6]) and noisy["verdict"] == INCONCLUSIVE
+    assert noisy["ci95_low"] < calm["ci95_low"] and noisy["ci95_high"] > 0
+
+
+def test_outcome_claims_with_units_for_every_run_cover_seeds_and_images():
+    s = c6_units(0.5 + 0.1 * UNIT_NOISE, seeds=SEEDS)
+    proxy = c6_baseline_hacking(s)[0]
+    assert (proxy["covers"], proxy["units"], proxy["reason"]) == ("seeds x images within 3 prompts",
+                                                                  "3 seeds x 12 images", "")
+    assert proxy["verdict"] == REPRODUCED and values_of(proxy) == pytest.approx([0.5] * 3)
+
+
+def test_a_run_without_units_among_runs_with_them_falls_back_to_seed_only():
+    s = c6_units(0.5 + 0.1 * UNIT_NOISE, seeds=SEEDS, logged_only=[("flowgrpo", 1)])
+    assert s.eval_draws is None
+    proxy, gold = c6_baseline_hacking(s)
+    with_units = c6_baseline_hacking(c6_units(0.5 + 0.1 * UNIT_NOISE, seeds=SEEDS))[0]
+    assert proxy["per_seed"] == with_units["per_seed"] and proxy["reason"] == gold["reason"] == NO_UNITS
+    assert (proxy["covers"], proxy["units"]) == ("seeds", "3 seeds")
+    assert (proxy["ci95_low"], proxy["ci95_high"]) == pytest.approx(t_interval(np.array([0.5] * 3)))
+    # the same on the final scores: a run without scores/units.jsonl, or no base model units
+    full = dict(flowgrpo=(1.0, 1.0), g=(1.0, 1.2 + 0.1 * UNIT_NOISE))
+    gold, _ = c11_main_table(with_final_units(base_units=False, **full))
+    assert (gold["reason"], gold["verdict"], gold["per_seed"]) == (f"one seed and {NO_UNITS}", NOT_TESTED, "s0: 0.2")
+    s = with_final_units(**full)
+    s.final_units = s.final_units[s.final_units.variant == "g"]
+    assert s.final_draws is None and c11_main_table(s)[0]["reason"] == f"one seed and {NO_UNITS}"
+
+
+def test_outcome_values_with_units_are_the_logged_ones():
+    """Draw 0 of the per-image units is the evaluation itself: every outcome claim's per-seed values are the ones
+    computed from eval.jsonl / scores/summary.jsonl alone."""
+    runs = {"flowgrpo": ("flowgrpo", 1.0, 0.4), "tr": ("temp_reweight", 1.5, 0.2), "mr": ("mean_revised", 1.0, 0.8),
+            "rn": ("rationorm", 0.8, 0.9), "g": ("grpo_guard", 1.0, 0.9)}
+    its = (0, 10, 20)
+    units = pd.concat([image_rows(proxy=proxy * it / 20 * (1 + 0.1 * seed) + 0.01 * UNIT_NOISE,
+                                  g1=(1 + (gold - 1) * it / 20 * (1 + 0.1 * seed)) * (1 + 0.01 * UNIT_NOISE))
+                       .assign(variant=v, seed=seed, iteration=it)
+                       for v, (_, proxy, gold) in runs.items() for seed in SEEDS for it in its], ignore_index=True)
+    last = units[units.iteration == its[-1]].drop(columns="iteration")
+    frames = dict(evals=set_means(units, ["variant", "seed", "iteration"]), scores=set_means(last, ["variant", "seed"]),
+                  base={"proxy": 0.0, "g1": 1.0}, gold=["g1"])
+    configs = {v: m for v, (m, _, _) in runs.items()}
+    resampled = claims_of(setting(configs, eval_units=units, final_units=last, base_units=image_rows(proxy=0.0, g1=1.0),
+                                  **frames))
+    logged = claims_of(setting(configs, **frames))
+    outcome = ~resampled.id.isin(["C1", "C2", "C3", "C4", "C5", "C12"])
+    assert set(resampled[outcome].id) == {"C6", "C7", "C8", "C9", "C10", "C11"}
+    assert (resampled[outcome].seeds == 3).all() and (resampled[outcome].covers == "seeds x images within 3 prompts").all()
+    assert list(resampled[outcome].per_seed) == list(logged[outcome].per_seed)
+    assert np.allclose(resampled[outcome]["mean"], logged[outcome]["mean"])
+    assert (logged[outcome].reason == NO_UNITS).all()
+
+
+def units_setting():
+    """Every kind of evidence with its resamples: three seeds of iterations, evaluation units and final units."""
+    s = c6_units(0.5 + 0.1 * UNIT_NOISE, seeds=SEEDS)
+    steps_ = c1_iterations({0: -0.5, 1: -0.55, 2: -0.6}.get, SEEDS, spread_=0.5)
+    units = pd.concat([final_units(flowgrpo=(1.0, 1.0), g=(1.0, 1.2 + 0.1 * UNIT_NOISE)).assign(seed=seed)
+                       for seed in SEEDS], ignore_index=True)
+    s = setting({"flowgrpo": "flowgrpo", "g": "grpo_guard"}, steps_.raw_steps, s.raw_evals,
+                set_means(units, ["variant", "seed"]), {"proxy": 0.0, "g1": 1.0}, s.eval_units, units,
+                image_rows(proxy=0.0, g1=1.0), gold=["g1"])
+    return s
+
+
+def test_the_table_is_the_same_in_two_computations():
+    first, second = claims_of(units_setting()), claims_of(units_setting())
+    pd.testing.assert_frame_equal(first, second)
+    assert list(first.columns) == COLUMNS
+    judged = first[first.verdict != NOT_TESTED]
+    assert {"C1", "C6", "C11"} <= set(judged.id) and (judged.seeds == 3).all()
+    assert judged.covers.str.startswith("seeds x ").all()
+    assert judged[judged.id == "C11"].p_improvement_low.notna().any()
+
+
 # --- reading run folders, the whole table and its formatting -----------------------------------------------------
 
 def write_run(root, variant, seed, method, finished=True, **files):
@@ -912,13 +1192,18 @@ def test_setting_read_takes_finished_runs_of_the_settings_variants(tmp_path):
     assert s.raw_evals[["variant", "seed", "proxy"]].values.tolist() == [["b", 0, 2.0], ["b", 1, 1.0]]
     assert s.raw_steps[["variant", "seed", "step"]].values.tolist() == [["a", 0, 0]]
     assert s.raw_scores.empty and list(s.raw_scores.columns) == ["variant", "seed"] and s.base is None
+    assert s.base_row is None and s.base_units is None and s.eval_units.empty and s.final_units.empty
     assert list(read_or_empty(tmp_path, "eval.jsonl", ["other"]).proxy) == [3.0]
+    only1 = Setting.read(tmp_path, {"variants": ["b", "a"], "gold": []}, seeds=[1])
+    assert only1.raw_evals[["variant", "seed", "proxy"]].values.tolist() == [["b", 1, 1.0]] and only1.raw_steps.empty
+    assert list(read_or_empty(tmp_path, "eval.jsonl", ["b"], seeds=[0]).proxy) == [2.0]
     (tmp_path / "base" / "scores").mkdir(parents=True)
     (tmp_path / "base" / "scores" / "summary.jsonl").write_text('{"proxy": 0.5, "accuracy": 1.0}\n')
     (tmp_path / "a" / "seed0" / "scores").mkdir()
     (tmp_path / "a" / "seed0" / "scores" / "summary.jsonl").write_text('{"proxy": 0.75}\n')
     s = Setting.read(tmp_path, {"variants": ["b", "a"], "gold": []})
-    assert s.base == base_scores(tmp_path) == {"proxy": 0.5, "accuracy": 1.0}
+    assert s.base == read_base(tmp_path, "summary.jsonl").iloc[0].to_dict() == {"proxy": 0.5, "accuracy": 1.0}
+    assert read_base(tmp_path, "units.jsonl") is None
     assert s.raw_scores[["variant", "seed", "proxy"]].values.tolist() == [["a", 0, 0.75]]
 
 
@@ -934,27 +1219,31 @@ def test_claims_table_of_a_setting_without_runs_lists_every_claim_not_tested(tmp
     assert set(table.verdict) == {NOT_TESTED}
 
 
+NAN3 = {"p_improvement": math.nan, "p_improvement_low": math.nan, "p_improvement_high": math.nan}
 CLAIMS = pd.DataFrame([
     {"id": "C1", "claim": "words", "check": "a", "variants": "b", "per_seed": "s0: 1; s1: 2", "seeds": 2,
      "mean": 1.5, "ci95_low": -4.8531, "ci95_high": 7.8531, "verdict": INCONCLUSIVE, "reason": "",
-     "seeds_needed": 7.0, "paper": "20x", "source": "src"},
+     "covers": "seeds x iterations", "units": "2 seeds x 9 iterations", "seeds_needed": 7.0, "p_improvement": 0.75,
+     "p_improvement_low": 0.25, "p_improvement_high": 1.0, "paper": "20x", "source": "src"},
     {"id": "C1", "claim": "words", "check": "c", "variants": "b", "per_seed": "s0: 1", "seeds": 1, "mean": 1.0,
-     "ci95_low": math.nan, "ci95_high": math.nan, "verdict": NOT_TESTED, "reason": "one seed", "seeds_needed": None,
-     "paper": "", "source": "src"},
+     "ci95_low": math.nan, "ci95_high": math.nan, "verdict": NOT_TESTED, "reason": "one seed", "covers": "",
+     "units": "", "seeds_needed": None, "p_improvement": 0.5, "p_improvement_low": math.nan,
+     "p_improvement_high": math.nan, "paper": "", "source": "src"},
     {"id": "C2", "claim": "other", "check": "d", "variants": "", "per_seed": "", "seeds": 0, "mean": math.nan,
-     "ci95_low": math.nan, "ci95_high": math.nan, "verdict": NOT_TESTED, "reason": "", "seeds_needed": None,
-     "paper": None, "source": "src"}])
+     "ci95_low": math.nan, "ci95_high": math.nan, "verdict": NOT_TESTED, "reason": "", "covers": "seeds",
+     "units": None, "seeds_needed": None, **NAN3, "paper": None, "source": "src"}]).reindex(columns=COLUMNS)
 
 
 def test_formatted_claims():
     table = formatted(CLAIMS)
     assert list(table.columns) == ["id", "verdict", "claim (paper)", "check (holds inside the stated band)", "variants",
-                                   "mean [95% t-interval over seeds]", "per seed", "paper", "from"]
+                                   "mean [95% interval]", "interval covers", "P(X > Y) [95%]", "per seed", "paper",
+                                   "from"]
     assert table.values.tolist() == [
-        ["C1", "inconclusive; about 7 seeds would decide", "words", "a", "b", "1.5 [-4.85, 7.85]", "s0: 1; s1: 2", "20x",
-         "src"],
-        ["C1", "not tested (one seed)", '"', "c", "b", "1", "s0: 1", "", "src"],
-        ["C2", "not tested", "other", "d", "", "", "", "", "src"]]
+        ["C1", "inconclusive; about 7 seeds would decide", "words", "a", "b", "1.5 [-4.85, 7.85]",
+         "seeds x iterations (2 seeds x 9 iterations)", "0.75 [0.25, 1.00]", "s0: 1; s1: 2", "20x", "src"],
+        ["C1", "not tested (one seed)", '"', "c", "b", "1", "", "0.50", "s0: 1", "", "src"],
+        ["C2", "not tested", "other", "d", "", "", "seeds", "", "", "", "src"]]
     keyed = formatted(CLAIMS.assign(backbone=["x", "y", "x"], task="t"))
     assert list(keyed.columns[:3]) == ["backbone", "task", "id"] and list(keyed["claim (paper)"]) == ["words", "words",
                                                                                                        "other"]
@@ -968,7 +1257,7 @@ def test_write_claims(tmp_path):
     assert md == f"{CAPTION}\n\n{formatted(CLAIMS).to_markdown(index=False)}\n"
     tex = (tmp_path / "claims.tex").read_text()
     assert tex == formatted(CLAIMS).to_latex(index=False, caption=CAPTION, escape=True, longtable=True)
-    assert "\\begin{longtable}" in tex and "t-interval over seeds" in tex
+    assert "\\begin{longtable}" in tex and "t-interval over seeds" in tex and "two-stage bootstrap" in tex
 
 
 # --- the paper's main table beside ours (analysis.tables.beside_paper) -------------------------------------------
@@ -1023,3 +1312,16 @@ def test_beside_paper_a_missing_metric_is_nan():
     r = beside.iloc[0]
     assert math.isnan(r["HPSv2 measured"]) and math.isnan(r["HPSv2 diff"]) and r["HPSv2 paper"] == 0.274
     assert r["proxy diff"] == pytest.approx(0.9 - 0.94)
+
+
+def test_units_missing_one_evaluation_of_a_run_fall_back_to_the_logged_means():
+    """A run resumed from before eval_units.jsonl existed has units of its later evaluations only: the per-image
+    path would move C6's first evaluation and the iteration-0 base, so the claims use eval.jsonl (seed-only)."""
+    runs = {("flowgrpo", s): {0: {"proxy": 0.0, "g1": 1.0}, 10: {"proxy": 0.5 + 0.1 * UNIT_NOISE, "g1": 0.5},
+                              20: {"proxy": 1.0, "g1": 0.4}} for s in SEEDS}
+    units = eval_units(runs)
+    logged = set_means(units, ["variant", "seed", "iteration"])
+    partial = units[~((units.seed == 1) & (units.iteration == 0))]
+    proxy, gold = c6_baseline_hacking(setting(BASELINE_ONLY, evals=logged, eval_units=partial, gold=["g1"]))
+    assert proxy["per_seed"] == "s0: 1; s1: 1; s2: 1" and gold["per_seed"] == "s0: -0.6; s1: -0.6; s2: -0.6"
+    assert NO_UNITS in proxy["reason"] and proxy["covers"] == "seeds"
