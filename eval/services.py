@@ -30,12 +30,14 @@ class ServiceError(RuntimeError):
 
 
 def listening(url: str, timeout: float = 1.0) -> bool:
-    """Whether something accepts TCP connections at ``url``'s host and port."""
+    """Whether something accepts TCP connections at ``url``'s host and port. A socket connected to itself does not
+    count: with nothing listening on a local port of the ephemeral range, the kernel may pick that very port as the
+    source port, and the connection succeeds with no server."""
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout):
-            return True
+        with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout) as connection:
+            return connection.getsockname() != connection.getpeername()
     except OSError:
         return False
 
@@ -91,7 +93,7 @@ def stop(process: subprocess.Popen, grace: float = 20.0) -> None:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` still runs (a reaped or zombie-only group counts as gone)."""
+    """Whether any process of group ``pgid`` still runs a thread (a reaped or zombie-only group counts as gone)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -111,11 +113,22 @@ def _in_group(pid: int, pgid: int) -> bool:
 
 
 def _zombie(pid: int) -> bool:
+    """Whether every thread of ``pid`` has exited. A zombie main thread is not enough: the process's other threads
+    (a threading server's) may still be exiting, its sockets open until the last one is done."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
+    return all(_thread_state(pid, tid) in ("Z", "X") for tid in threads)
+
+
+def _thread_state(pid: int, tid: str) -> str:
+    """The state letter of thread ``tid`` of ``pid`` ("X", dead, once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
 
 
 def free_port() -> int:

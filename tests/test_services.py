@@ -1,11 +1,16 @@
 """Metric servers started for the length of a job: up before the block, stopped after, clear errors otherwise."""
 
+import os
+import signal
 import socket
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from eval.services import ServiceError, listening, running_services
+from eval.services import ServiceError, group_alive, listening, running_services, stop
 
 
 def free_port() -> int:
@@ -26,6 +31,33 @@ def test_a_serve_command_runs_exactly_for_the_block(tmp_path, shape):
         assert listening(url)
     assert not listening(url)
     assert (tmp_path / "judge_server.log").is_file()
+
+
+def test_a_process_whose_main_thread_exited_runs_while_another_thread_does():
+    """A zombie main thread is not a stopped server: the other threads (a threading server's) still hold its socket."""
+    port = free_port()
+    code = ("import ctypes, socket, threading, time; server = socket.create_server(('127.0.0.1', %d)); "
+            "threading.Thread(target=time.sleep, args=(60,)).start(); ctypes.CDLL(None).pthread_exit(None)" % port)
+    process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        while Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # main thread exited
+            time.sleep(0.05)
+        assert listening(f"http://127.0.0.1:{port}") and group_alive(process.pid)
+        stop(process)
+        assert not group_alive(process.pid) and not listening(f"http://127.0.0.1:{port}")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_a_socket_connected_to_itself_is_no_server(monkeypatch):
+    """With nothing listening on an ephemeral port, a connect may pick that very port as its source and succeed."""
+    own = socket.socket()
+    own.bind(("127.0.0.1", 0))
+    own.connect(own.getsockname())  # TCP's simultaneous open, with itself
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: own)
+    assert not listening(f"http://127.0.0.1:{own.getsockname()[1]}")
 
 
 def test_a_server_that_exits_early_names_its_log(tmp_path):
