@@ -84,8 +84,8 @@ def draw_row(ax: plt.Axes, row: pd.Series) -> None:
     ax.set_yticks([])
     ax.xaxis.set_major_locator(MaxNLocator(4))
     ax.tick_params(axis="x", labelsize=6, length=2, pad=1)
-    ax.text(-0.02, 0.5, f"{row.id} {short(text(row.check))}", transform=ax.transAxes, ha="right", va="center",
-            fontsize=7.5)
+    ax.text(-0.02, 0.5, f"{row.id} {text(row.variants)}\n{short(text(row.check))}", transform=ax.transAxes,
+            ha="right", va="center", fontsize=7)
     note = [text(row.covers), text(row.units)] + ([text(row.reason)] if row.verdict == "not tested" else [])
     ax.text(1.02, 0.5, "\n".join(n for n in note if n), transform=ax.transAxes, ha="left", va="center", fontsize=6.5,
             color="#444444")
@@ -103,7 +103,7 @@ def forest_plot(claims: pd.DataFrame, path: Path) -> None:
     untested = untested_lines(claims.drop(tested.index))
     if tested.empty:
         raise ValueError("the claims table has no row with a finite mean: nothing to plot")
-    height = 0.42 * len(tested) + 0.16 * len(untested) + 1.3
+    height = 0.5 * len(tested) + 0.16 * len(untested) + 1.3
     fig, axes = plt.subplots(len(tested), 1, figsize=(11, height), squeeze=False)
     for ax, (_, row) in zip(axes[:, 0], tested.iterrows()):
         draw_row(ax, row)

@@ -35,11 +35,12 @@ def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
 
 def seeds_needed(mean: float, sd: float, lo: float, hi: float, level: float = LEVEL, most: int = 1000) -> int | None:
     """Smallest n with t_{n-1} sd / sqrt(n) below the distance from the mean to the nearest band edge
-    (the spread and mean assumed to stay as measured); None where the mean sits on an edge or sd is 0."""
-    distance = min(abs(mean - e) for e in (lo, hi) if math.isfinite(e))
-    if sd == 0 or distance == 0:
+    (the spread and mean assumed to stay as measured); None where the mean sits on an edge, the band has no
+    finite edge or sd is 0."""
+    edges = [abs(mean - e) for e in (lo, hi) if math.isfinite(e)]
+    if not edges or sd == 0 or min(edges) == 0:
         return None
-    return next((n for n in range(2, most + 1) if t_quantile(n, level) * sd / math.sqrt(n) < distance), None)
+    return next((n for n in range(2, most + 1) if t_quantile(n, level) * sd / math.sqrt(n) < min(edges)), None)
 
 
 def band_verdict(low: float, high: float, lo: float, hi: float, strict: bool = False) -> str:

@@ -240,7 +240,7 @@ def needed_seeds(claim: pd.Series) -> int | str:
     """Seeds a decisive verdict would need at the pilot's spread over seeds, or why there is no number."""
     if claim["verdict"] in ("reproduced", "not reproduced"):
         return DECIDED
-    if not math.isfinite(claim["mean"]):
+    if not math.isfinite(claim["mean"]) or claim["verdict"] == "not tested":
         return "not measured in the pilot" + (f": {claim['reason']}" if pd.notna(claim["reason"]) else "")
     if not math.isfinite(claim["seed_sd"]):
         return UNKNOWN_SPREAD

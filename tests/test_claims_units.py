@@ -1325,3 +1325,7 @@ def test_units_missing_one_evaluation_of_a_run_fall_back_to_the_logged_means():
     proxy, gold = c6_baseline_hacking(setting(BASELINE_ONLY, evals=logged, eval_units=partial, gold=["g1"]))
     assert proxy["per_seed"] == "s0: 1; s1: 1; s2: 1" and gold["per_seed"] == "s0: -0.6; s1: -0.6; s2: -0.6"
     assert NO_UNITS in proxy["reason"] and proxy["covers"] == "seeds"
+
+
+def test_seeds_needed_of_a_band_without_a_finite_edge_is_none():
+    assert seeds_needed(1.0, 1.0, -INF, INF) is None
