@@ -5,6 +5,8 @@ python -m analysis figures --runs results/<exp>/<backbone>/<task> --settings ana
 python -m analysis claims  --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR [--seeds N ..]
 python -m analysis calibration --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --out DIR
     (each seed's one-seed verdicts against the verdicts of all seeds)
+python -m analysis sensitivity --runs results/<exp>/<backbone>/<task> --settings analysis.yaml --sweep sweep.yaml
+    --out DIR --figure FILE.png   (the claims of each swept variant at every sweep point; analysis/sensitivity.py)
 python -m analysis summary --tables results/<exp>/*/*/tables/main_raw.csv --out DIR
 python -m analysis claims_summary --tables results/<exp>/*/*/tables/claims.csv --out DIR
 python -m analysis forest  --claims results/<exp>/<backbone>/<task>/tables/claims.csv --out FILE.png
@@ -34,6 +36,7 @@ from analysis.calibration import write_calibration
 from analysis.forest import forest_plot, read_claims
 from analysis.histograms import FORMS, NotRecordedError, histogram_figure, load_samples, write_figure
 from analysis.runs import read_runs, run_folders
+from analysis.sensitivity import sensitivity_table, write_sensitivity
 from analysis.tables import (PAPER_MAIN, base_metrics, beside_paper, final_rows, formatted, matched_proxy,
                              paper_average_gold, summarise, with_average_gold, write_table)
 
@@ -200,13 +203,15 @@ def summary(tables: list[Path], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["tables", "comparison", "figures", "claims", "summary", "claims_summary",
-                                         "readme", "histograms", "forest", "calibration"])
+                                         "readme", "histograms", "forest", "calibration", "sensitivity"])
     parser.add_argument("--name", help="which entry of the settings' comparisons (comparison)")
     parser.add_argument("--runs", type=Path, help="results/<exp>/<backbone>/<task> holding <variant>/seed<n>/")
     parser.add_argument("--settings", type=Path, help="the setting's analysis.yaml")
     parser.add_argument("--tables", type=Path, nargs="+",
                         help="main_raw.csv (summary) or claims.csv (claims_summary) of every setting; claims.md (readme)")
     parser.add_argument("--claims", type=Path, help="a setting's claims.csv (forest)")
+    parser.add_argument("--sweep", type=Path, help="the setting's sweep.yaml (sensitivity; written by the workflow)")
+    parser.add_argument("--figure", type=Path, help="the verdict map's PNG (sensitivity; default: <out>/claims_sensitivity.png)")
     parser.add_argument("--out", required=True, type=Path,
                         help="a folder; for histograms a .png or .pdf file (no suffix: both); for forest a .png; "
                              "for readme the README")
@@ -253,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         step_diagnostics(args.runs, settings, args.out)
     elif args.what == "claims":
         claims(args.runs, settings, args.out, args.seeds or None)
+    elif args.what == "sensitivity":
+        if args.sweep is None:
+            parser.error("sensitivity needs --sweep")
+        sweep = yaml.safe_load(args.sweep.read_text())
+        table = sensitivity_table(args.runs, settings, sweep, args.seeds or None)
+        write_sensitivity(table, sweep, args.out, args.figure or args.out / "claims_sensitivity.png")
+        print(table.drop_duplicates(["swept", "id", "row"])[["swept", "id", "row", "summary"]].to_string(index=False))
     elif args.what == "calibration":
         totals = summary_of_calibration(write_calibration(args.runs, settings, args.out))
         print(totals)

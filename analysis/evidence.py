@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.resample import interval, probability_of_improvement
+from analysis.resample import improvement_interval, interval, probability_of_improvement
 from analysis.runs import read_runs, run_folders
 from analysis.stats import INCONCLUSIVE, NOT_TESTED, band_verdict, seeds_needed
 from analysis.tables import base_metrics, with_average_gold
@@ -264,25 +264,18 @@ def undefined_note(values: Values, seeds: list[int]) -> str:
 
 
 def improvement(x: Values, y: Values) -> tuple[float, float, float]:
-    """P(X > Y) over the seeds both have (rliable's probability of improvement), with a two-stage bootstrap
+    """P(X > Y) over the seeds both have (rliable's probability of improvement) with its two-stage bootstrap
     interval; with one seed, the share of the within-run resamples in which X > Y (no interval)."""
     seeds = sorted(set(x.finite()[0]) & set(y.finite()[0]))
     if not seeds:
         return math.nan, math.nan, math.nan
-    if len(seeds) == 1 or x.replicates is None or y.replicates is None:
-        if x.replicates is None or y.replicates is None:
-            return probability_of_improvement([x.per_seed[s] for s in seeds], [y.per_seed[s] for s in seeds]), math.nan, math.nan
-        s = seeds[0]
-        return float(np.nanmean(x.replicates[s] > y.replicates[s])), math.nan, math.nan
     point = probability_of_improvement([x.per_seed[s] for s in seeds], [y.per_seed[s] for s in seeds])
-    rng = np.random.default_rng(0)
+    if x.replicates is None or y.replicates is None:
+        return point, math.nan, math.nan
     xs, ys = np.stack([x.replicates[s] for s in seeds]), np.stack([y.replicates[s] for s in seeds])
-    n, b = xs.shape
-    pick_x, pick_y = rng.integers(n, size=(200, n)), rng.integers(n, size=(200, n))
-    draw = rng.integers(b, size=(200, n))
-    p = [probability_of_improvement(xs[pick_x[i], draw[i]], ys[pick_y[i], draw[i]]) for i in range(200)]
-    low, high = np.quantile(p, [0.025, 0.975])
-    return point, float(low), float(high)
+    if len(seeds) == 1:
+        return float(np.mean(xs[0] > ys[0])), math.nan, math.nan
+    return (point, *improvement_interval(xs, ys))
 
 
 def row(id_: str, claim: str, check: str, variants: Sequence[str], values: Values, lo: float, hi: float,

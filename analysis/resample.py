@@ -124,3 +124,14 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     """P(X > Y) + P(X = Y) / 2 over all pairs of a value of x and one of y (rliable's; Mann-Whitney U / (n m))."""
     x, y = np.asarray(x, dtype=float)[:, None], np.asarray(y, dtype=float)[None, :]
     return float(((x > y) + 0.5 * (x == y)).mean())
+
+
+def improvement_interval(x: np.ndarray, y: np.ndarray, draws: int = DRAWS, seed: int = SEED,
+                         level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of P(X > Y) under two-stage resamples of (seeds, within-run replicates) of x and y
+    ((n, B) each; the same replicate index for both, as one draw of the shared evaluation set)."""
+    rng = np.random.default_rng(seed)
+    n, b = x.shape
+    pick_x, pick_y, draw = rng.integers(n, size=(draws, n)), rng.integers(n, size=(draws, n)), rng.integers(b, size=(draws, n))
+    p = [probability_of_improvement(x[pick_x[i], draw[i]], y[pick_y[i], draw[i]]) for i in range(draws)]
+    return percentile(np.asarray(p), level)

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from scipy.signal import lfilter
 
-from analysis.resample import (
+from analysis.resample import (improvement_interval, 
     DRAWS,
     MIN_PROMPTS,
     block_length,
@@ -256,3 +256,12 @@ def test_probability_of_improvement_is_mann_whitney_u():
         x, y = rng.integers(0, 4, n).astype(float), rng.integers(0, 4, m).astype(float)  # with ties
         u = stats.mannwhitneyu(x, y).statistic
         assert probability_of_improvement(x, y) == pytest.approx(u / (n * m))
+
+
+def test_improvement_interval_of_separated_and_of_identical_runs():
+    rng = np.random.default_rng(3)
+    low, high = rng.normal(0, 0.1, (3, 50)), rng.normal(1, 0.1, (3, 50))
+    assert improvement_interval(high, low) == (1.0, 1.0)  # every resample of X above every one of Y
+    assert improvement_interval(low, high) == (0.0, 0.0)
+    same = improvement_interval(low, low)
+    assert same[0] < 0.5 < same[1]  # X and Y the same runs: P(X > Y) straddles 1/2
