@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="main_raw.csv (summary) or claims.csv (claims_summary) of every setting; claims.md (readme)")
     parser.add_argument("--claims", type=Path, help="a setting's claims.csv (forest)")
     parser.add_argument("--sweep", type=Path, help="the setting's sweep.yaml (sensitivity; written by the workflow)")
+    parser.add_argument("--workers", type=int, default=1, help="processes computing the points' claims (sensitivity)")
     parser.add_argument("--figure", type=Path, help="the verdict map's PNG (sensitivity; default: <out>/claims_sensitivity.png)")
     parser.add_argument("--out", required=True, type=Path,
                         help="a folder; for histograms a .png or .pdf file (no suffix: both); for forest a .png; "
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sweep is None:
             parser.error("sensitivity needs --sweep")
         sweep = yaml.safe_load(args.sweep.read_text())
-        table = sensitivity_table(args.runs, settings, sweep, args.seeds or None)
+        table = sensitivity_table(args.runs, settings, sweep, args.seeds or None, workers=args.workers)
         write_sensitivity(table, sweep, args.out, args.figure or args.out / "claims_sensitivity.png")
         print(table.drop_duplicates(["swept", "id", "row"])[["swept", "id", "row", "summary"]].to_string(index=False))
     elif args.what == "calibration":

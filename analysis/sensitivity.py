@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -114,14 +115,19 @@ def summary(points: pd.DataFrame, keys: Sequence[str]) -> str:
 
 
 def sensitivity_table(root: Path, settings: dict[str, Any], sweep: dict[str, Any], seeds: Sequence[int] | None = None,
-                      claims: Callable[..., pd.DataFrame] = claims_table) -> pd.DataFrame:
-    """The verdict map of a setting's runs under ``root``: each point's claims table (``claims``), collected."""
-    per_point = {}
-    for variant, spec in sweep.items():
-        for p in spec["points"]:
-            moved = settings if p["default"] else point_settings(settings, variant, p["name"])
-            per_point[(variant, p["name"])] = claims(Path(root), moved, seeds)
-    return collect(per_point, sweep)
+                      claims: Callable[..., pd.DataFrame] = claims_table, workers: int = 1) -> pd.DataFrame:
+    """The verdict map of a setting's runs under ``root``: each point's claims table (``claims``; in ``workers``
+    processes where more than 1), collected."""
+    moved = {(variant, p["name"]): settings if p["default"] else point_settings(settings, variant, p["name"])
+             for variant, spec in sweep.items() for p in spec["points"]}
+    unique = {repr(m): m for m in moved.values()}  # the default points of several swept variants share one table
+    if workers > 1 and len(unique) > 1:
+        with ProcessPoolExecutor(min(workers, len(unique))) as pool:
+            tables = list(pool.map(claims, [Path(root)] * len(unique), list(unique.values()), [seeds] * len(unique)))
+    else:
+        tables = [claims(Path(root), m, seeds) for m in unique.values()]
+    computed = dict(zip(unique, tables))
+    return collect({key: computed[repr(m)] for key, m in moved.items()}, sweep)
 
 
 def cell(r: pd.Series) -> str:
@@ -178,6 +184,7 @@ def figure(table: pd.DataFrame, sweep: dict[str, Any], path: Path) -> None:
             ax.text(i, j, value + ("\n(default)" if r.default else ""), ha="center", va="center", fontsize=8)
         ax.set_xlim(-0.5, len(xs) - 0.5)
         ax.set_ylim(-0.5, len(ys) - 0.5)
+        ax.set_aspect("equal")
         ax.set_xticks(range(len(xs)), xs, fontsize=8)
         ax.set_yticks(range(len(ys)), ys, fontsize=8)
         ax.set_xlabel(xkey)

@@ -29,6 +29,7 @@ from analysis.stats import seeds_needed
 from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops,
                         text_flops)
 from jobs.config import TrainConfig, config_from_dict, grid_settings, resolve_run
+from jobs.sweep import with_sweep
 
 ASSUMED_TFLOPS = 300.0
 """Achieved TFLOP/s per GPU when nothing was measured: an assumption, printed as such."""
@@ -139,7 +140,9 @@ def score_job(experiment: dict[str, Any], run: str) -> dict[str, Any]:
 
 
 def plan(experiment: dict[str, Any], throughput: dict[str, dict[str, Any]], limit: float) -> dict[str, Any]:
-    """Every training, sampling and scoring job of the grid with its cost, and the totals."""
+    """Every training, sampling and scoring job of the grid (its sweep points included: jobs/sweep.py, as the
+    workflow runs them) with its cost, and the totals."""
+    experiment = with_sweep(experiment)
     jobs = []
     seeds = [int(s) for s in experiment["seeds"]]
     for backbone, task in grid_settings(experiment):

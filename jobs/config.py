@@ -183,5 +183,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, setti
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     overrides = dict(overrides or {})
     if "grid" in data:
-        data = resolve_run(data, overrides.pop("variant", None), setting)
+        from jobs.sweep import with_sweep  # a sweep point is a variant too (jobs.sweep imports this module)
+
+        data = resolve_run(with_sweep(data), overrides.pop("variant", None), setting)
     return config_from_dict({**data, **overrides})

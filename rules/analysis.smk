@@ -70,6 +70,59 @@ rule claims_forest:
         "python -m analysis forest --claims {input} --out {output} > {log} 2>&1"
 
 
+if SWEEP:
+
+    rule sweep_config:
+        output:
+            f"{RESULTS}/configs/{{backbone}}/{{task}}/sweep.yaml",
+        params:
+            sweep=lambda w: sweep_settings(w.backbone, w.task),
+        log:
+            f"{RESULTS}/logs/configs/{{backbone}}_{{task}}_sweep.log",
+        threads: 1
+        resources:
+            runtime=1,
+            mem_mb=200,
+            gpus=0,
+        run:
+            write_yaml(output[0], params.sweep)
+
+    # Every claim row that names a swept variant, evaluated at each grid point with the point's runs in the
+    # variant's place (analysis/sensitivity.py); the report sorts a subcategory by file name, so both come after
+    # claims.md and claims_forest.png.
+    rule claims_sensitivity:
+        input:
+            settings=f"{RESULTS}/configs/{{backbone}}/{{task}}/analysis.yaml",
+            sweep=f"{RESULTS}/configs/{{backbone}}/{{task}}/sweep.yaml",
+            runs=sweep_inputs,
+        output:
+            md=report(f"{RESULTS}/{{backbone}}/{{task}}/tables/claims_sensitivity.md",
+                      caption="../workflow/report/claims_sensitivity.rst", category="Claims",
+                      subcategory="{backbone} / {task}"),
+            csv=f"{RESULTS}/{{backbone}}/{{task}}/tables/claims_sensitivity.csv",
+            figure=report(f"{RESULTS}/{{backbone}}/{{task}}/figures/claims_sensitivity.png",
+                          caption="../workflow/report/claims_sensitivity.rst", category="Claims",
+                          subcategory="{backbone} / {task}"),
+        params:
+            runs=lambda w: f"{RESULTS}/{w.backbone}/{w.task}",
+            out=lambda w, output: os.path.dirname(output.md),
+        log:
+            f"{RESULTS}/logs/claims_sensitivity_{{backbone}}_{{task}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/claims_sensitivity_{{backbone}}_{{task}}.tsv"
+        threads: 2  # one claims table per grid point, two at a time (Snakemake lowers it to --cores)
+        conda:
+            "../environment.yml"
+        resources:
+            runtime=res("analysis", "runtime", 10),
+            mem_mb=res("analysis", "mem_mb", 4000),
+            gpus=0,
+            **slurm_res("analysis"),
+        shell:
+            "python -m analysis sensitivity --runs {params.runs} --settings {input.settings} --sweep {input.sweep}"
+            " --out {params.out} --figure {output.figure} --workers {threads} > {log} 2>&1"
+
+
 rule claims_summary:
     input:
         [f"{RESULTS}/{b}/{t}/tables/claims.csv" for b, t in SETTINGS],

@@ -6,13 +6,20 @@ import yaml
 
 from guard.backbones import ADAPTER_BACKBONES
 from jobs.config import config_from_dict, grid_settings, resolve_run
+from jobs.sweep import sweep_points, swept_entries, with_sweep
 from eval.prompts.records import task_files
 
 EXP = config["experiment"]
 RESULTS = f"results/{EXP}"
 SEEDS = [int(s) for s in config["seeds"]]
 SETTINGS = grid_settings(config)  # (backbone, task) pairs
-RUNS = [(b, t, v) for b, t in SETTINGS for v in config["grid"][b][t]["variants"]]
+# The grid with every point of the `sweep` section as a variant entry after the declared ones (jobs/sweep.py; an
+# unknown setting, variant or trainer key fails here, naming it). Runs, configs and the planner read EXPERIMENT;
+# the per-setting analysis (tables, figures, claims) keeps the declared variants of `config`: a point would
+# otherwise count as a public-script preset in C12 and add its curves to every figure. claims_sensitivity reads them.
+EXPERIMENT = with_sweep(config)
+SWEEP = sweep_points(config)  # "backbone/task" -> swept variant -> its grid points
+RUNS = [(b, t, v) for b, t in SETTINGS for v in EXPERIMENT["grid"][b][t]["variants"]]
 
 # Fail at load time, naming the key, if any run does not resolve to a valid trainer config, or if a
 # training job of several processes could not split its rollout into equal shares per process.
@@ -22,7 +29,7 @@ if _MULTI:
 _NODES = config.get("resources", {}).get("train", {}).get("nodes", 1)
 _GPUS = config.get("resources", {}).get("train", {}).get("gpus", 0)
 for _b, _t, _v in RUNS:
-    _run = config_from_dict(resolve_run(config, _v, f"{_b}/{_t}"))
+    _run = config_from_dict(resolve_run(EXPERIMENT, _v, f"{_b}/{_t}"))
     _samples, _processes = _run.prompts_per_iteration * _run.group_size, _NODES * max(1, _GPUS)
     if _samples % _processes:
         raise ValueError(f"{_b}/{_t}/{_v}: prompts_per_iteration x group_size ({_run.prompts_per_iteration} x "
@@ -82,7 +89,7 @@ def first_variant(backbone, task):
 def backbone_options(backbone):
     """The backbone block of a backbone's first setting (every task of a backbone shares its base model)."""
     task = next(t for b, t in SETTINGS if b == backbone)
-    return resolve_run(config, first_variant(backbone, task), f"{backbone}/{task}")["backbone"]
+    return resolve_run(EXPERIMENT, first_variant(backbone, task), f"{backbone}/{task}")["backbone"]
 
 
 def analysis_settings(backbone, task):
@@ -103,8 +110,21 @@ def setting_finals(w):
     return expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/final.json", variant=variants, seed=SEEDS)
 
 
+def sweep_settings(backbone, task):
+    """A setting's sweep for claims_sensitivity: per swept variant its keys and grid points (jobs.sweep.Point)."""
+    return {v: {"keys": list(points[0].labels), "points": [p.to_dict() for p in points]}
+            for v, points in SWEEP.get(f"{backbone}/{task}", {}).items()}
+
+
+def sweep_inputs(w):
+    """Final runs and scores of a setting's declared variants and sweep points, and its base model's scores."""
+    variants = [*config["grid"][w.backbone][w.task]["variants"], *swept_entries(config, w.backbone, w.task)]
+    return expand(f"{RESULTS}/{w.backbone}/{w.task}/{{variant}}/seed{{seed}}/{{f}}", variant=variants, seed=SEEDS,
+                  f=["final.json", "scores/summary.jsonl"]) + [f"{RESULTS}/{w.backbone}/{w.task}/base/scores/summary.jsonl"]
+
+
 def task_options(backbone, task):
-    return resolve_run(config, first_variant(backbone, task), f"{backbone}/{task}")["task"]
+    return resolve_run(EXPERIMENT, first_variant(backbone, task), f"{backbone}/{task}")["task"]
 
 
 def prompt_files(backbone, task):
@@ -148,7 +168,7 @@ def histogram_variants(backbone, task):
 def histogram_iterations(backbone, task):
     """The iterations whose per-sample log-ratios the setting's baseline runs save (histogram_iterations)."""
     baseline = analysis_settings(backbone, task)["baseline"]
-    run = config_from_dict(resolve_run(config, baseline, f"{backbone}/{task}"))
+    run = config_from_dict(resolve_run(EXPERIMENT, baseline, f"{backbone}/{task}"))
     return [i for i in run.histogram_iterations if i < run.iterations]
 
 
@@ -172,6 +192,8 @@ def all_targets():
         + [f"{RESULTS}/{b}/{t}/tables/{c}.{ext}" for b, t in SETTINGS for c in comparisons(b, t) for ext in ("csv", "md", "tex")]
         + [f"{d}/figures/{name}.{ext}" for d in per_setting for name in FIGURES for ext in ("png", "pdf")]
         + [f"{d}/figures/claims_forest.png" for d in per_setting]
+        + [f"{RESULTS}/{b}/{t}/{f}" for b, t in SETTINGS if f"{b}/{t}" in SWEEP
+           for f in ("tables/claims_sensitivity.csv", "tables/claims_sensitivity.md", "figures/claims_sensitivity.png")]
         + [f for b, t in SETTINGS for f in histogram_figures(b, t)]
         + expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["claims", "main", "paper_main", "main_vs_paper"], ext=["csv", "md", "tex"])
     )
@@ -182,14 +204,18 @@ localrules:
     run_config,
     base_config,
     analysis_config,
+    sweep_config,
     fetch_prompts,
+
+
+VARIANT_NAMES = "|".join(re.escape(v) for v in sorted({v for _, _, v in RUNS}))  # sweep points hold . = + @
 
 
 wildcard_constraints:
     backbone="|".join(sorted({b for b, _ in SETTINGS})),
     task="|".join(sorted({t for _, t in SETTINGS})),
-    variant="|".join(sorted({v for _, _, v in RUNS})),
+    variant=VARIANT_NAMES,
     seed=r"\d+",
     iteration=r"\d+",
-    run=r"base|[A-Za-z0-9_]+/seed\d+",
+    run=rf"base|(?:{VARIANT_NAMES})/seed\d+",
     comparison="|".join(sorted({c for b, t in SETTINGS for c in comparisons(b, t)})) or "none",

@@ -6,7 +6,7 @@ rule run_config:
     output:
         f"{RESULTS}/configs/{{backbone}}/{{task}}/{{variant}}.yaml",
     params:
-        train=lambda w: resolve_run(config, w.variant, f"{w.backbone}/{w.task}"),
+        train=lambda w: resolve_run(EXPERIMENT, w.variant, f"{w.backbone}/{w.task}"),
     log:
         f"{RESULTS}/logs/configs/{{backbone}}_{{task}}_{{variant}}.log",
     threads: 1

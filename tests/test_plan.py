@@ -217,8 +217,9 @@ def pilot(tmp_path):
     rows = [claim("C1", "flowgrpo,grpo_guard", "reproduced", 0.3, 0.05),
             claim("C2", "flowgrpo,grpo_guard", "inconclusive", 0.05, 0.1),  # hand: 18 seeds (below)
             claim("C3", "temp_reweight,grpo_guard", "inconclusive", -0.5, 0.4, band=(-INF, 0.0)),
-            claim("C4", "grpo_guard", "not tested", 0.05, NAN, seeds=1, reason="one seed: no interval over seeds"),
-            claim("C5", "grpo_guard", "not tested", NAN, NAN, seeds=0, reason="no seed has this value")]
+            claim("C4", "grpo_guard", "inconclusive", 0.05, NAN, seeds=1),  # one seed: judged within its run, no spread over seeds
+            claim("C5", "grpo_guard", "not tested", NAN, NAN, seeds=0, reason="no seed has this value"),
+            claim("C6", "mean_revised", "not tested", 5.0, 1.0, seeds=3, band=(-INF, INF), reason="no schedule-only prediction")]
     folder = tmp_path / "pilot"
     (folder / "nano" / "composition" / "tables").mkdir(parents=True)
     pd.DataFrame(rows, columns=CLAIM_COLUMNS).to_csv(folder / "nano" / "composition" / "tables" / "claims.csv",
@@ -248,7 +249,7 @@ def test_power_table_prices_the_seeds_a_decisive_verdict_needs(pilot):
     from bench.plan import DECIDED, UNKNOWN_SPREAD, power_table, read_pilot
 
     table = power_table(read_pilot(pilot), synthetic_plan()).set_index("id")
-    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5"] and set(table.setting) == {"nano/composition"}
+    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6"] and set(table.setting) == {"nano/composition"}
     assert table.loc["C1", "seeds needed"] == DECIDED and math.isnan(table.loc["C1", "GPU-hours"])
     # C2: t_{n-1} 0.1 / sqrt(n) < 0.05 first at n = 18 (t_16 2.120 / sqrt 17 = 0.514; t_17 2.110 / sqrt 18 = 0.497)
     assert table.loc["C2", "seeds needed"] == 18
@@ -260,6 +261,8 @@ def test_power_table_prices_the_seeds_a_decisive_verdict_needs(pilot):
     assert isinstance(table.loc["C3", "seeds needed"], int)
     assert table.loc["C4", "seeds needed"] == UNKNOWN_SPREAD and math.isnan(table.loc["C4", "GPU-hours"])
     assert table.loc["C5", "seeds needed"] == "not measured in the pilot: no seed has this value"
+    # a value without a band to judge it by (C5 of an ablation) has nothing a seed count could decide
+    assert table.loc["C6", "seeds needed"] == "not measured in the pilot: no schedule-only prediction"
 
 
 def test_plan_with_a_pilot_prints_and_writes_the_power_plan(pilot, tmp_path, capsys, monkeypatch):

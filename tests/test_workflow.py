@@ -89,7 +89,8 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
     assert (results / "tables" / "main_vs_paper.md").is_file()  # empty: the nano setting is not in the paper's table
     claims = pd.read_csv(results / "tables" / "claims.csv")
     assert {f"C{i}" for i in range(1, 13)} <= set(claims.id)
-    assert set(claims.verdict) == {"not tested"}  # one seed: values, but no interval over seeds
+    # one seed: an interval over the run's evaluation images or iterations only (analysis/resample.py)
+    assert set(claims.verdict) <= {"reproduced", "not reproduced", "inconclusive", "not tested"}
     setting = results / "nano" / "composition"
     for name in ("grad_norm", "clip_fractions", "training_curves", "gold_vs_proxy", "histograms/iteration1",
                  "histograms/iteration2"):
@@ -103,10 +104,18 @@ def test_tiny_experiment_end_to_end_with_report(tmp_path):
         assert (setting / run / "eval_images" / "images.jsonl").is_file()
         assert (setting / run / "scores" / "scores.csv").is_file()
     assert (results / "benchmarks" / "train" / "nano_composition_flowgrpo_seed0.tsv").is_file()
+    # the sweep's second point ran as a variant of its own, outside the main table (above), and the verdict map has
+    # the rows that name grpo_guard at both points
+    assert (setting / "grpo_guard@lr=x4" / "seed0" / "scores" / "summary.jsonl").is_file()
+    sensitivity = pd.read_csv(setting / "tables" / "claims_sensitivity.csv")
+    assert set(sensitivity.point) == {"grpo_guard", "grpo_guard@lr=x4"}
+    assert set(sensitivity[sensitivity.default].point) == {"grpo_guard"} and {"C7", "C11"} <= set(sensitivity.id)
+    assert (setting / "figures" / "claims_sensitivity.png").stat().st_size > 1000
     assert not any(p for p in tmp_path.iterdir() if p.name not in ("results", ".snakemake"))
     report = snakemake("--configfile", str(TINY), "--report", "results/tiny/report.html", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     assert (results / "report.html").stat().st_size > 10000
+    assert "claims_sensitivity.md" in (results / "report.html").read_text()  # category Claims, after claims.md
     again = snakemake("-n", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
     # a changed variant reruns only that variant's runs and the analysis
