@@ -20,8 +20,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from arch.bootstrap import StationaryBootstrap, optimal_block_length
-
 from analysis.stats import LEVEL, t_interval
 
 DRAWS = 400
@@ -68,6 +66,8 @@ def unit_draws(prompt_of: np.ndarray, draws: int = DRAWS, seed: int = SEED, min_
 
 def block_length(series: np.ndarray) -> float:
     """Politis-White mean block length of the stationary bootstrap for ``series`` (at least 1)."""
+    from arch.bootstrap import optimal_block_length  # 1.2 s to import: only where iterations are resampled
+
     series = np.asarray(series, dtype=float)
     if len(series) < 8 or np.nanstd(series) == 0:
         return 1.0
@@ -77,6 +77,8 @@ def block_length(series: np.ndarray) -> float:
 def iteration_counts(series: np.ndarray, draws: int = DRAWS, seed: int = SEED) -> tuple[np.ndarray, float]:
     """(D, I) counts of each iteration under draw 0 (the data) and ``draws`` stationary-bootstrap resamples, and
     the mean block length used."""
+    from arch.bootstrap import StationaryBootstrap
+
     n = len(series)
     length = block_length(series)
     counts = np.ones((draws + 1, n))
