@@ -36,6 +36,15 @@ def _trainer(tiny, out, reward=composition, **overrides):
     return Trainer(TrainConfig(**{**base, **overrides}), NanoBackbone(net), Task(prompts(), reward, nano_gold_metrics(gold), gold.score), out)
 
 
+def on_policy(first: pd.DataFrame) -> bool:
+    """The first minibatch of a rollout is on-policy to float32 rounding. Exactly 0 on most CPUs and in the nano
+    default's runs; on a Sapphire Rapids CPU (AMX) the tiny config's minibatch rounds its rows otherwise than the
+    whole batch did (measured: log-ratio terms up to 3e-8, policy_shift_u up to 4e-6, against off-policy medians
+    of 2e-4 and 0.09 in the nano runs)."""
+    ratio = first[["log_ratio_mean", "log_ratio_std", "norm_log_ratio_mean"]].abs().max().max()
+    return bool(ratio < 1e-6 and first.policy_shift_u.abs().max() < 1e-4)
+
+
 def test_logging_schema(tiny, tmp_path):
     final = _trainer(tiny, tmp_path).run()
     train = pd.read_json(tmp_path / "train.jsonl", lines=True)
@@ -48,11 +57,9 @@ def test_logging_schema(tiny, tmp_path):
             "norm_log_ratio_std", "clip_pos_upper", "clip_neg_lower", "clip_pos_lower", "clip_neg_upper",
             "step_grad_norm", "policy_shift_u", "approx_kl"} <= set(steps)
     assert sorted(steps.step.unique()) == list(range(9))  # the first 9 of 10 steps are trained
-    # the first minibatch of a rollout is exactly on-policy
-    first = steps[steps["update"] == 0]
-    assert (first.log_ratio_mean == 0).all() and (first.log_ratio_std == 0).all()
-    # ... and the stored mu_old equals the training recomputation exactly (RatioNorm's identity needs it)
-    assert (first.policy_shift_u == 0).all() and (first.norm_log_ratio_mean == 0).all()
+    # the first minibatch of a rollout is on-policy, and the stored mu_old equals the training recomputation
+    # (RatioNorm's identity needs it), to float32 rounding
+    assert on_policy(steps[steps["update"] == 0])
     assert (steps[steps["update"] == 1].log_ratio_std > 0).any()
     assert list(ev.iteration) == [0, 2, 4] and {"proxy", "loglik", "accuracy", "diversity"} <= set(ev)
     assert final == json.loads((tmp_path / "eval.jsonl").read_text().splitlines()[-1])
@@ -220,7 +227,7 @@ def test_logratio_rows_carry_advantage_and_b_consistent_with_the_steps(tiny, tmp
 def test_all_steps_in_one_backward_give_the_per_step_update(tiny, tmp_path, overrides):
     """Every trained step of a minibatch in one forward/backward gives the update and the diagnostic rows of one
     step per backward (each step's gradient norm included, where a column is one step), and the first minibatch
-    of a rollout stays exactly on-policy."""
+    of a rollout stays on-policy."""
     base = dict(iterations=2, step_grad_norm_every=1, drop_zero_advantage=False, **overrides)
     per_step = _trainer(tiny, tmp_path / "per_step", steps_per_backward=1, **base)
     together = _trainer(tiny, tmp_path / "together", **base)
@@ -232,7 +239,10 @@ def test_all_steps_in_one_backward_give_the_per_step_update(tiny, tmp_path, over
     assert list(rows[0].columns) == list(rows[1].columns)
     pd.testing.assert_frame_equal(rows[0][keys], rows[1][keys])
     first = rows[1][rows[1]["update"] == 0]
-    assert (first.log_ratio_std == 0).all() and (first.policy_shift_u == 0).all() and (first.norm_log_ratio_mean == 0).all()
+    assert on_policy(first)
     start = [r[(r["iteration"] == 0) & (r["update"] == 0)] for r in rows]  # the same weights: the same rows
-    pd.testing.assert_frame_equal(start[0], start[1])
+    rounding = ["log_ratio_mean", "log_ratio_std", "norm_log_ratio_mean", "norm_log_ratio_std", "policy_shift_u"]
+    assert on_policy(start[0]) and on_policy(start[1])  # the on-policy terms: 0 up to rounding (on_policy)
+    pd.testing.assert_frame_equal(start[0].drop(columns=rounding), start[1].drop(columns=rounding), check_exact=False,
+                                  rtol=1e-5, atol=1e-6)  # the rest as the params
     assert ("step_grad_norm" in rows[1]) == ("trained_steps" not in overrides)  # random steps: no column is one step
