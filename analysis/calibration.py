@@ -48,8 +48,11 @@ def calibration(full: pd.DataFrame, single: dict[int, pd.DataFrame]) -> pd.DataF
         values = [t.loc[key, "mean"] for t in single.values() if key in t.index]
         spread = 2 * 1.96 * float(np.nanstd(values, ddof=1)) if len(values) > 1 else np.nan
         decisive = [v for v in verdicts if v in DECISIVE]
+        counts = pd.Series(verdicts).value_counts()
         rows.append({"id": key[0], "variants": key[1], "check": ref.check, "all seeds": ref.verdict,
                      "seeds": len(verdicts),
+                     "one-seed verdicts": ", ".join(f"{v} {int(counts.get(v, 0))}" for v in (*DECISIVE, INCONCLUSIVE)
+                                                    if counts.get(v, 0)),
                      "agree": sum(v == ref.verdict for v in verdicts) if ref.verdict in DECISIVE else np.nan,
                      "contradict": sum(v in DECISIVE and v != ref.verdict for v in verdicts) if ref.verdict in DECISIVE
                      else np.nan,

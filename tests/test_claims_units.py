@@ -1329,3 +1329,25 @@ def test_units_missing_one_evaluation_of_a_run_fall_back_to_the_logged_means():
 
 def test_seeds_needed_of_a_band_without_a_finite_edge_is_none():
     assert seeds_needed(1.0, 1.0, -INF, INF) is None
+
+
+def test_calibration_counts_one_seed_verdicts_against_all_seeds():
+    from analysis.calibration import calibration, keyed, summary
+
+    def table(verdicts, means, widths):
+        return keyed(pd.DataFrame({"id": ["C1", "C2", "C3"], "variants": ["a", "a", "a"], "check": ["x", "y", "z"],
+                                   "verdict": verdicts, "mean": means, "ci95_low": [m - w / 2 for m, w in zip(means, widths)],
+                                   "ci95_high": [m + w / 2 for m, w in zip(means, widths)]}))
+
+    full = table(["reproduced", "inconclusive", "not tested"], [1.0, 0.0, math.nan], [0.5, 1.0, math.nan])
+    single = {0: table(["reproduced", "reproduced", "not tested"], [1.0, 0.5, math.nan], [0.2, 0.2, math.nan]),
+              1: table(["not reproduced", "inconclusive", "not tested"], [3.0, -0.5, math.nan], [0.2, 2.0, math.nan])}
+    out = calibration(full, single).set_index("id")
+    assert list(out.index) == ["C1", "C2"]  # a check all seeds cannot test is left out
+    assert out.loc["C1", ["agree", "contradict"]].tolist() == [1, 1] and math.isnan(out.loc["C1", "decisive where all seeds are not"])
+    assert out.loc["C2", "decisive where all seeds are not"] == 1 and math.isnan(out.loc["C2", "agree"])
+    assert out.loc["C1", "one-seed verdicts"] == "reproduced 1, not reproduced 1"
+    # median one-seed width 0.2 over 2 x 1.96 x the sd of the one-seed values (1 and 3: sd sqrt 2)
+    assert out.loc["C1", "one-seed width / seed spread"] == pytest.approx(0.2 / (2 * 1.96 * math.sqrt(2)))
+    totals = summary(out.reset_index())
+    assert (totals["agree"], totals["contradict"], totals["decisive there"]) == (1, 1, 1)
