@@ -43,9 +43,10 @@ def calibration(full: pd.DataFrame, single: dict[int, pd.DataFrame]) -> pd.DataF
     for key, ref in full.iterrows():
         if ref.verdict == NOT_TESTED:
             continue
-        verdicts = [t.loc[key, "verdict"] for t in single.values() if key in t.index]
-        widths = [t.loc[key, "ci95_high"] - t.loc[key, "ci95_low"] for t in single.values() if key in t.index]
-        values = [t.loc[key, "mean"] for t in single.values() if key in t.index]
+        present = [t.loc[key] for t in single.values() if key in t.index]
+        verdicts = [r.verdict for r in present]
+        widths = [r.ci95_high - r.ci95_low for r in present]
+        values = [r["mean"] for r in present]
         spread = 2 * 1.96 * float(np.nanstd(values, ddof=1)) if len(values) > 1 else np.nan
         decisive = [v for v in verdicts if v in DECISIVE]
         counts = pd.Series(verdicts).value_counts()

@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis.evidence import Draws, Setting, Values, curves, finals, row, untested
 from analysis.tables import PAPER_BACKBONE, PAPER_MAIN, PAPER_TASK
-from analysis.units import relative
+from eval.nano import relative_gold
 
 PROXY_TOLERANCE = 0.1     # C11/C12: a proxy "no lower" within 10% of the baseline's proxy gain over the base
 GOLD_TOLERANCE = 0.05     # C12: Average(gold) unchanged within 0.05 (5% of the base model)
@@ -50,7 +50,7 @@ def matched(s: Setting, d: Draws, variants: Sequence[str]) -> dict[tuple[str, in
 
         p1, p0 = np.take_along_axis(proxy, i, axis=1), np.take_along_axis(proxy, i - 1, axis=1)
         w = (level - p0) / np.where(p1 != p0, p1 - p0, 1.0)
-        avg = np.mean([relative(n, interp(d.run(v, seed, n)[1]), d.base[n][:, None]) for n in s.gold], axis=0)
+        avg = np.mean([relative_gold(n, interp(d.run(v, seed, n)[1]), d.base[n][:, None]) for n in s.gold], axis=0)
         out[(v, seed)] = {"iteration": interp(np.broadcast_to(its, proxy.shape).astype(float)), "avg_gold": avg}
     return out
 

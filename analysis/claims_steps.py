@@ -35,10 +35,6 @@ class RunSteps:
     block_column: str
 
     @cached_property
-    def grouped(self) -> pd.core.groupby.DataFrameGroupBy:
-        return self.rows.groupby(["iteration", "step"])
-
-    @cached_property
     def iterations(self) -> np.ndarray:
         return np.sort(self.rows.iteration.unique())
 

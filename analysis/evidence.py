@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -170,11 +170,8 @@ class Setting:
         if self.raw_evals.empty or runs_of(self.eval_units, keys) != runs_of(self.raw_evals, keys):
             return None  # a run without units, or with units of only some of its evaluations (resumed across versions)
         table = UnitTable(self.eval_units, ["variant", "seed", "iteration"])
-        metrics = {n: table.metric(n) for n in ["proxy", *self.gold]}
         first = (table.rows.iteration == 0).to_numpy()
-        base = {n: v[:, first].mean(axis=1) for n, v in metrics.items()}
-        metrics["avg_gold"] = average_gold(metrics, base, self.gold)
-        return Draws(table.rows, metrics, base, table.draws.covers, table.undefined, f"{len(table.images)} images")
+        return Draws.of(table, self.gold, lambda v: v[:, first].mean(axis=1))  # base: the iteration-0 evaluations
 
     @cached_property
     def final_draws(self) -> Draws | None:
@@ -183,12 +180,8 @@ class Setting:
             return None
         units = pd.concat([self.final_units, self.base_units.assign(variant="base", seed=-1)], ignore_index=True)
         table = UnitTable(units.drop(columns=["file"], errors="ignore"), ["variant", "seed"])
-        gold = self.settings["gold"]
-        metrics = {n: table.metric(n) for n in ["proxy", *gold]}
         is_base = (table.rows.variant == "base").to_numpy()
-        base = {n: v[:, is_base][:, 0] for n, v in metrics.items()}
-        metrics["avg_gold"] = average_gold(metrics, base, gold)
-        return Draws(table.rows, metrics, base, table.draws.covers, table.undefined, f"{len(table.images)} images")
+        return Draws.of(table, self.settings["gold"], lambda v: v[:, is_base][:, 0])  # base: the base model's row
 
 
 @dataclass
@@ -204,6 +197,15 @@ class Draws:
     """How many units one run's set has, e.g. '144 images'."""
     resampled: bool = True
     """False: seed-only evidence (draw 0 alone)."""
+
+    @classmethod
+    def of(cls, table: UnitTable, gold: Sequence[str], base_of: Callable[[np.ndarray], np.ndarray]) -> Draws:
+        """Proxy, ``gold`` and Average(gold) of ``table``'s evaluations under every draw; ``base_of`` picks the base
+        model's (D,) values of a metric's (D, R) array (relative to which Average(gold) is taken)."""
+        metrics = {n: table.metric(n) for n in ["proxy", *gold]}
+        base = {n: base_of(v) for n, v in metrics.items()}
+        metrics["avg_gold"] = average_gold(metrics, base, gold)
+        return cls(table.rows, metrics, base, table.draws.covers, table.undefined, f"{len(table.images)} images")
 
     def values(self, arrays: dict[int, np.ndarray], note: str = "") -> Values:
         """Values of a check from its per-seed (D,) arrays under these draws."""

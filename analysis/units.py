@@ -18,14 +18,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.resample import UnitDraws, unit_draws
+from eval.nano import relative_gold
 
 ALIASES = {"accuracy": "correct"}
 """Set-level metric -> the per-image score it is the mean of, where the names differ (nano)."""
-
-
-def relative(name: str, value: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """eval.nano.relative_gold on arrays: exp(value - base) for "loglik", value / base otherwise."""
-    return np.exp(value - base) if name == "loglik" else value / base
 
 
 @dataclass
@@ -101,4 +97,4 @@ class UnitTable:
 
 def average_gold(metrics: dict[str, np.ndarray], base: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
     """(D, R) Average(gold) = mean over ``names`` of each metric relative to the base's (D,) under the same draw."""
-    return np.mean([relative(n, metrics[n], base[n][:, None]) for n in names], axis=0)
+    return np.mean([relative_gold(n, metrics[n], base[n][:, None]) for n in names], axis=0)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -226,9 +227,9 @@ class NanoGold:
         }
 
 
-def relative_gold(name: str, value: float, base: float) -> float:
-    """exp(value - base) for "loglik" (per-dim likelihood ratio), value / base otherwise."""
-    return math.exp(value - base) if name == "loglik" else value / base
+def relative_gold(name: str, value: Any, base: Any) -> Any:
+    """exp(value - base) for "loglik" (per-dim likelihood ratio), value / base otherwise (floats or arrays)."""
+    return np.exp(value - base) if name == "loglik" else value / base
 
 
 def average_gold(metrics: Mapping[str, float], base_metrics: Mapping[str, float]) -> float:
