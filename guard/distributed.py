@@ -39,11 +39,6 @@ from jobs.config import ConfigError
 if TYPE_CHECKING:
     from accelerate import PartialState
 
-COLLECTIVE_TIMEOUT = timedelta(hours=2)
-"""How long a collective waits: the other processes wait in the reward gather while the main
-process scores the evaluation images and writes checkpoints, which can exceed torch's default."""
-
-
 @dataclass(frozen=True)
 class Shard:
     """The rows ``start .. stop - 1`` of a batch of ``total`` samples that one process holds."""
@@ -88,15 +83,19 @@ class Processes:
         """The rank of the first process on this process's machine (ranks are contiguous per machine)."""
 
     @classmethod
-    def launched(cls) -> "Processes":
+    def launched(cls, timeout: timedelta) -> "Processes":
         """The processes of this launch, from accelerate's environment (one process without a launcher).
+
+        ``timeout`` (config key ``collective_timeout``): how long a collective waits before it raises. The
+        others wait in one while the main process evaluates and checkpoints, so it must exceed those;
+        a process of a lost node never arrives, and the survivors exit after it.
 
         Without CUDA the group uses gloo on the CPU (``accelerate launch --multi_gpu`` or ``torchrun``
         on a CPU machine); call this before building the backbone, so its GPU is this process's.
         """
         from accelerate import PartialState
 
-        return cls(PartialState(cpu=not torch.cuda.is_available(), timeout=COLLECTIVE_TIMEOUT))
+        return cls(PartialState(cpu=not torch.cuda.is_available(), timeout=timeout))
 
     @property
     def is_main(self) -> bool:

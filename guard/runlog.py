@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import yaml
 
-from jobs.config import ConfigError
+from jobs.config import OPERATIONAL_KEYS, ConfigError
 
 LOG_FILES = ("train.jsonl", "steps.jsonl", "eval.jsonl", "eval_units.jsonl", "logratios.jsonl")
 
@@ -43,7 +43,8 @@ def config_changes(out: Path, config: dict[str, Any], restart: bool) -> dict[str
     if not saved.is_file():
         return {}
     previous = yaml.safe_load(saved.read_text())
-    changed = {k: (previous.get(k), v) for k, v in config.items() if k != "iterations" and previous.get(k) != v}
+    same = {"iterations", *OPERATIONAL_KEYS}  # a run may be extended, and these do not change its results
+    changed = {k: (previous.get(k), v) for k, v in config.items() if k not in same and previous.get(k) != v}
     if changed and not restart:
         raise ConfigError(f"{out} holds a run with another config (key: (saved, new)) {changed}; "
                           "use a new output folder, delete this one, or pass --on-config-change restart")

@@ -28,6 +28,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -390,15 +391,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-config-change", choices=["error", "restart"], default="error",
                         help="a run folder made with another config: refuse, or move it aside and start over")
     args = parser.parse_args(argv)
-    processes = Processes.launched()  # before torch's threads are set (accelerate resets them on CPUs)
-    init_torch(args.threads)
     overrides = {k: v for k, v in {"variant": args.variant, "seed": args.seed, "iterations": args.iterations}.items()
                  if v is not None}
+    try:
+        config = load_config(args.config, overrides, args.setting)
+    except ConfigError as err:
+        parser.exit(2, f"error: {err}\n")
+    # before torch's threads are set (accelerate resets them on CPUs)
+    processes = Processes.launched(timedelta(seconds=config.collective_timeout))
+    init_torch(args.threads)
     from eval.tasks import build_task, task_metrics
     from guard.backbones import build_backbone
 
     try:
-        config = load_config(args.config, overrides, args.setting)
         torch.manual_seed(config.seed)
         names = task_metrics(config.task, training=True)
         check_weights(names, config.metrics)  # before the backbone loads, not at the first reward

@@ -19,6 +19,10 @@ SAMPLERS = ("flowgrpo", "dancegrpo")
 """The SDE samplers ``sampler`` may name; the trainer builds each with ``guard.schedule.SCHEDULES``."""
 
 
+OPERATIONAL_KEYS = frozenset({"keep_checkpoints", "collective_timeout"})
+"""TrainConfig keys that change how a run survives faults, not its results (a resume may change them)."""
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot run; the message names the key and what to fix."""
 
@@ -81,6 +85,11 @@ class TrainConfig:
     eval_seed: int = _help("seed of the evaluation noise (same for every run)", 1234)
     eval_batch: int = _help("images sampled and decoded at a time in evaluation and sampling (0 = all at once)", 0)
     checkpoint_every: int = _help("iterations between checkpoints", 20)
+    keep_checkpoints: int = _help("checkpoints kept (newest first); a resume whose newest one fails its checksums falls "
+                                  "back to the one before", 2)
+    collective_timeout: int = _help("seconds a process waits in a collective (for the others, or for the main process's "
+                                    "evaluation and checkpoint) before it exits with an error: the survivors of a lost "
+                                    "node exit within it", 7200)
     histogram_iterations: list[int] = _help("iterations whose raw per-sample log-ratios are saved", factory=list)
     step_grad_norm_every: int = _help("iterations between logs of each step's gradient norm (0 = never; a backward and a grad "
                                        "copy per step where steps_per_backward cannot give it, see there)", 1)
@@ -112,6 +121,8 @@ class TrainConfig:
             (self.clip_eps > 0 and self.lr > 0, "clip_eps", "> 0 (and lr > 0)"),
             (self.kl_beta >= 0, "kl_beta", ">= 0"),
             (self.eval_every >= 1 and self.checkpoint_every >= 1 and self.ema_every >= 1, "eval_every", ">= 1"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1"),
+            (self.collective_timeout >= 1, "collective_timeout", ">= 1 (seconds)"),
             ("name" in self.backbone, "backbone", "a mapping with a 'name'"),
             ("reward" in self.task, "task", "a mapping with a 'reward'"),
         ]

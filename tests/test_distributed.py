@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -299,7 +300,7 @@ if __name__ == "__main__":  # one process of the launch in the ``runs`` (or ``ma
     from jobs.cli import init_torch
 
     weights, out = map(Path, sys.argv[1:3])
-    processes = Processes.launched()
+    processes = Processes.launched(timedelta(hours=2))
     init_torch(1)
     if sys.argv[3:] == ["machines"]:
         on_machines(weights, out, processes)
