@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from guard.backbones import build_backbone
-from guard.checkpoint import latest_checkpoint, load_ema_weights, load_weights
+from guard.checkpoint import CheckpointError, latest_checkpoint, load_ema_weights, load_weights
 from jobs.cli import init_torch, job_parser
 from jobs.config import ConfigError, load_config
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                               "nothing to export (its checkpoints hold the weights)")
         params = [p for p in backbone.trainable_parameters() if p.requires_grad]
         (load_weights if args.live else load_ema_weights)(folder, params)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, CheckpointError) as err:
         parser.exit(2, f"error: {err}\n")
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

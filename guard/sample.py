@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from eval.tasks import build_task
 from guard.backbones import build_backbone
-from guard.checkpoint import latest_checkpoint, load_ema_weights
+from guard.checkpoint import CheckpointError, latest_checkpoint, load_ema_weights
 from guard.rollout import evaluation_batches
 from jobs.cli import init_torch, job_parser
 from jobs.config import ConfigError, load_config
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise FileNotFoundError(f"{args.run} has no checkpoint; train it first")
             load_ema_weights(folder, [p for p in backbone.trainable_parameters() if p.requires_grad])
         task = build_task(config.backbone["name"], config.task, config.metrics)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, CheckpointError) as err:
         parser.exit(2, f"error: {err}\n")
     per_prompt = task.final_per_prompt or config.eval_per_prompt
 

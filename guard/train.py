@@ -42,7 +42,8 @@ from eval.services import ServiceError, running_services
 from eval.tasks import Task
 from guard.advantages import group_advantages
 from guard.backbone import Backbone
-from guard.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json_atomic
+from guard.checkpoint import (CheckpointError, load_checkpoint, resume_point, save_checkpoint, set_aside_damaged,
+                              write_json_atomic)
 from guard.distributed import Processes
 from guard.ema import EMA
 from guard.images import save_png
@@ -53,6 +54,7 @@ from guard.ratio import get_variant, log_ratio, mean_bias, normalised_log_ratio
 from guard.rollout import (Trajectory, backbone_device, evaluation_images, evaluation_names, initial_noise, sample_sde,
                            schedule_on, step_mean)
 from guard.schedule import SCHEDULES, SDESchedule
+from guard.stop import STOPPED_EXIT, Stopped, StopSignals
 from guard.sde import gaussian_log_prob
 from guard.stepnorm import GroupGradNorms, column_groups, set_column_values
 from jobs.cli import init_torch, job_parser
@@ -104,6 +106,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sampler = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed)
         self.start = 0
+        self.resumed: dict[str, Any] = {}
+        """What the first train.jsonl row after a resume records: the checkpoint, and the damaged ones skipped."""
 
     # --- set-up and resume ---------------------------------------------------------------------
     def prepare(self) -> None:
@@ -120,7 +124,15 @@ class Trainer:
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.processes.barrier()
-        folder = latest_checkpoint(self.out / "checkpoints")
+        root = self.out / "checkpoints"
+        folder, damaged = resume_point(root)
+        self.processes.barrier()  # every process has chosen its checkpoint before damaged ones are moved aside
+        if damaged and self.processes.is_main:
+            set_aside_damaged(root, damaged)
+            print(f"checkpoint damaged: {'; '.join(damaged)} (kept as .damaged); resuming from "
+                  f"{folder.name if folder else 'the start'}", flush=True)
+        if folder is not None or damaged:
+            self.resumed = {"resumed_from": folder.name if folder else None, **({"damaged": damaged} if damaged else {})}
         if folder is not None:
             state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
             self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
@@ -139,7 +151,7 @@ class Trainer:
         extra = {"ema_optimizer_steps": self.ema.optimizer_steps, "ema_updates": self.ema.updates,
                  "grad_scaler": self.scaler.state_dict()}
         save_checkpoint(self.out / "checkpoints", iteration, self.params, self.ema.shadow, self.optimizer,
-                        self.generator, extra)
+                        self.generator, extra, self.config.keep_checkpoints)
 
     # --- rollout -------------------------------------------------------------------------------
     def rollout(self, iteration: int) -> tuple[Batch, dict[str, Any]]:
@@ -343,10 +355,15 @@ class Trainer:
         append_jsonl(self.out / "eval_units.jsonl", evaluation[1])
 
     # --- loop ----------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Train to ``config.iterations``; returns the final evaluation."""
+    def run(self, stop: StopSignals | None = None) -> dict[str, Any]:
+        """Train to ``config.iterations``; returns the final evaluation.
+
+        When ``stop`` has received a signal (on any process), the iteration under way is finished and
+        checkpointed, and :class:`Stopped` is raised: rerunning resumes there.
+        """
         self.prepare()
         c, main = self.config, self.processes.is_main
+        stop = stop or StopSignals()
         finish = self.start < c.iterations or not (self.out / "final.json").is_file()
         for i in tqdm(range(self.start, c.iterations), initial=self.start, total=c.iterations,
                       desc=f"{c.variant} seed {c.seed}", disable=None if main else True):
@@ -359,9 +376,14 @@ class Trainer:
             stats, step_rows, hist_rows = self.train_on(batch, i)
             row = {"iteration": i, **row, **stats, "time_update": time.perf_counter() - t0}
             if main:
-                self.log(row, step_rows, hist_rows)
-            if (i + 1) % c.checkpoint_every == 0 and main:
+                self.log({**row, **self.resumed}, step_rows, hist_rows)
+            self.resumed = {}
+            stopping = self.processes.any(stop.received is not None)
+            if ((i + 1) % c.checkpoint_every == 0 or stopping) and main:
                 self.save(i + 1)
+            if stopping:
+                self.processes.barrier()
+                raise Stopped(i + 1, stop.received or "a signal on another process")
         final = self.evaluate(c.iterations) if finish else None
         if finish and main:
             for name in ("eval.jsonl", "eval_units.jsonl"):
@@ -403,21 +425,28 @@ def main(argv: list[str] | None = None) -> int:
     from eval.tasks import build_task, task_metrics
     from guard.backbones import build_backbone
 
-    try:
-        torch.manual_seed(config.seed)
-        names = task_metrics(config.task, training=True)
-        check_weights(names, config.metrics)  # before the backbone loads, not at the first reward
-        # the first process of each machine starts the metric servers the reward and the evaluation need
-        # (GenEval's detector) on ports chosen for this job, and tells the other processes there where they are
-        logs = Path(args.out) if processes.is_main else Path(args.out) / f"servers-rank{processes.rank}"
-        serving = running_services(config.metrics, names, logs) if processes.is_node_main else nullcontext()
-        with serving as metrics:
-            task = build_task(config.backbone["name"], config.task, processes.share_in_node(metrics))
-            trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
-                              restart_on_change=args.on_config_change == "restart", processes=processes)
-            final = trainer.run()
-    except (ConfigError, NonFiniteLossError, FileNotFoundError, ServiceError) as err:
-        parser.exit(2, f"error: {err}\n")
+    # from here on, SIGTERM or SIGUSR1 stops the run at the next iteration boundary (guard/stop.py)
+    with StopSignals() as stop:
+        try:
+            torch.manual_seed(config.seed)
+            names = task_metrics(config.task, training=True)
+            check_weights(names, config.metrics)  # before the backbone loads, not at the first reward
+            # the first process of each machine starts the metric servers the reward and the evaluation need
+            # (GenEval's detector) on ports chosen for this job, and tells the other processes there where they are
+            logs = Path(args.out) if processes.is_main else Path(args.out) / f"servers-rank{processes.rank}"
+            serving = running_services(config.metrics, names, logs) if processes.is_node_main else nullcontext()
+            with serving as metrics:
+                task = build_task(config.backbone["name"], config.task, processes.share_in_node(metrics))
+                trainer = Trainer(config, build_backbone(config.backbone), task, Path(args.out),
+                                  restart_on_change=args.on_config_change == "restart", processes=processes)
+                final = trainer.run(stop)
+        except Stopped as stopped:
+            if processes.is_main:
+                print(f"{stopped}: checkpoint ckpt-{stopped.iteration:06d} written; the same command resumes from it "
+                      f"(exit {STOPPED_EXIT})", flush=True)
+            return STOPPED_EXIT
+        except (ConfigError, NonFiniteLossError, FileNotFoundError, ServiceError, CheckpointError) as err:
+            parser.exit(2, f"error: {err}\n")
     if processes.is_main:
         print(json.dumps(final))
     return 0 if all(math.isfinite(v) for v in final.values() if isinstance(v, float)) else 1

@@ -182,6 +182,8 @@ def test_killed_run_resumes_to_the_same_result(folders, tmp_path, name):
     assert resumed.run() == straight and resumed.start == 1
     for log in ("train.jsonl", "eval.jsonl", "steps.jsonl"):
         a, b = (pd.read_json(tmp_path / run / log, lines=True).drop(columns=TIMES, errors="ignore") for run in "ab")
+        if log == "train.jsonl":
+            assert b.pop("resumed_from").dropna().tolist() == ["ckpt-000001"]
         pd.testing.assert_frame_equal(a, b)
 
 

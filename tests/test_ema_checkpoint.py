@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from guard.checkpoint import latest_checkpoint, load_checkpoint, load_ema_weights, save_checkpoint, write_json_atomic
+from guard.checkpoint import (CHECKSUMS, CheckpointError, damage, file_sha256, latest_checkpoint, load_checkpoint,
+                              load_ema_weights, save_checkpoint, write_json_atomic)
 from guard.ema import EMA, ema_decay
 
 
@@ -73,22 +74,41 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
     assert torch.equal(q, shadow[0])
 
 
-def test_only_the_newest_checkpoint_is_kept_and_latest_names_it(tmp_path):
+def test_the_newest_checkpoints_are_kept_and_latest_names_the_newest(tmp_path):
     p, shadow, opt, gen = _state(1.0)
-    save_checkpoint(tmp_path, 2, [p], shadow, opt, gen, {})
-    save_checkpoint(tmp_path, 2, [p], shadow, opt, gen, {"again": True})  # a rerun replaces the same iteration
+    save_checkpoint(tmp_path, 2, [p], shadow, opt, gen, {}, keep=1)
+    save_checkpoint(tmp_path, 2, [p], shadow, opt, gen, {"again": True}, keep=1)  # a rerun replaces the same iteration
     assert json.loads((tmp_path / "ckpt-000002" / "state.json").read_text())["again"]
     (tmp_path / "ckpt-000004.tmp").mkdir()  # a killed save
-    save_checkpoint(tmp_path, 4, [p], shadow, opt, gen, {})
+    save_checkpoint(tmp_path, 4, [p], shadow, opt, gen, {}, keep=1)
     assert sorted(d.name for d in tmp_path.iterdir()) == ["ckpt-000004", "latest"]
     assert json.loads((tmp_path / "latest").read_text()) == {"checkpoint": "ckpt-000004"}
+    for iteration in (6, 8, 10):
+        save_checkpoint(tmp_path, iteration, [p], shadow, opt, gen, {}, keep=2)
+    assert sorted(d.name for d in tmp_path.iterdir()) == ["ckpt-000008", "ckpt-000010", "latest"]
+
+
+def test_checksums_cover_every_file_and_find_a_changed_one(tmp_path):
+    p, shadow, opt, gen = _state(1.0)
+    folder = save_checkpoint(tmp_path, 1, [p], shadow, opt, gen, {})
+    sums = json.loads((folder / CHECKSUMS).read_text())
+    assert sorted(sums) == ["ema.safetensors", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
+                            "state.json"]
+    assert damage(folder) is None and latest_checkpoint(tmp_path) == folder
+    (folder / "state.json").write_text((folder / "state.json").read_text().replace('"iteration": 1', '"iteration": 2'))
+    assert damage(folder) == "state.json does not match its checksum"
+    # reading a finished run's weights does not fall back to an earlier checkpoint
+    with pytest.raises(CheckpointError, match="ckpt-000001 is damaged \\(state.json does not match its checksum\\); "
+                                              "delete .*final.json and rerun the training job"):
+        latest_checkpoint(tmp_path)
+    (folder / CHECKSUMS).unlink()  # a checkpoint from before checksums were recorded is taken as it is
+    assert damage(folder) is None
 
 
 def test_no_checkpoint_and_incomplete_checkpoint(tmp_path):
     assert latest_checkpoint(tmp_path) is None
-    write_json_atomic(tmp_path / "latest", {"checkpoint": "ckpt-000001"})
     (tmp_path / "ckpt-000001").mkdir()
-    with pytest.raises(FileNotFoundError, match="incomplete"):
+    with pytest.raises(CheckpointError, match="incomplete"):
         latest_checkpoint(tmp_path)
 
 
