@@ -107,7 +107,8 @@ class Trainer:
         self.sampler = KRepeatSampler(task.prompts, config.prompts_per_iteration, config.group_size, config.seed)
         self.start = 0
         self.resumed: dict[str, Any] = {}
-        """What the first train.jsonl row after a resume records: the checkpoint, and the damaged ones skipped."""
+        """What the first train.jsonl row after a resume records: the checkpoint, the signal that stopped the run
+        there (if one did), and the damaged checkpoints skipped."""
 
     # --- set-up and resume ---------------------------------------------------------------------
     def prepare(self) -> None:
@@ -124,6 +125,14 @@ class Trainer:
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.processes.barrier()
+        self.resume()
+        self.processes.broadcast([*self.params, *self.ema.shadow])  # evaluation samples the EMA on every process
+        if self.processes.is_main:
+            for name in LOG_FILES:
+                truncate_jsonl(self.out / name, self.start)
+
+    def resume(self) -> None:
+        """Load the newest intact checkpoint, past damaged ones (moved aside), and note it for train.jsonl."""
         root = self.out / "checkpoints"
         folder, damaged = resume_point(root)
         self.processes.barrier()  # every process has chosen its checkpoint before damaged ones are moved aside
@@ -131,25 +140,24 @@ class Trainer:
             set_aside_damaged(root, damaged)
             print(f"checkpoint damaged: {'; '.join(damaged)} (kept as .damaged); resuming from "
                   f"{folder.name if folder else 'the start'}", flush=True)
-        if folder is not None or damaged:
-            self.resumed = {"resumed_from": folder.name if folder else None, **({"damaged": damaged} if damaged else {})}
-        if folder is not None:
-            state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
-            self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
-            if state.get("grad_scaler"):
-                self.scaler.load_state_dict(state["grad_scaler"])
-            self.start = state["iteration"]
-            if self.processes.is_main:
-                print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
-        self.processes.broadcast([*self.params, *self.ema.shadow])  # evaluation samples the EMA on every process
+        if folder is None:
+            self.resumed = {"resumed_from": None, "damaged": damaged} if damaged else {}
+            return
+        state = load_checkpoint(folder, self.params, self.ema.shadow, self.optimizer, self.generator)
+        self.ema.optimizer_steps, self.ema.updates = state["ema_optimizer_steps"], state["ema_updates"]
+        if state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
+        self.start = state["iteration"]
+        self.resumed = {"resumed_from": folder.name, **({"stopped_by": state["stopped_by"]} if "stopped_by" in state else {}),
+                        **({"damaged": damaged} if damaged else {})}
         if self.processes.is_main:
-            for name in LOG_FILES:
-                truncate_jsonl(self.out / name, self.start)
+            print(f"resuming {self.out} from {folder.name} at iteration {self.start}", flush=True)
 
-    def save(self, iteration: int) -> None:
-        """Checkpoint after ``iteration`` completed iterations (called on the main process only)."""
+    def save(self, iteration: int, stopped_by: str | None = None) -> None:
+        """Checkpoint after ``iteration`` completed iterations (called on the main process only); ``stopped_by``: the
+        signal that stopped the run here."""
         extra = {"ema_optimizer_steps": self.ema.optimizer_steps, "ema_updates": self.ema.updates,
-                 "grad_scaler": self.scaler.state_dict()}
+                 "grad_scaler": self.scaler.state_dict(), **({"stopped_by": stopped_by} if stopped_by else {})}
         save_checkpoint(self.out / "checkpoints", iteration, self.params, self.ema.shadow, self.optimizer,
                         self.generator, extra, self.config.keep_checkpoints)
 
@@ -380,7 +388,7 @@ class Trainer:
             self.resumed = {}
             stopping = self.processes.any(stop.received is not None)
             if ((i + 1) % c.checkpoint_every == 0 or stopping) and main:
-                self.save(i + 1)
+                self.save(i + 1, stop.received if stopping else None)
             if stopping:
                 self.processes.barrier()
                 raise Stopped(i + 1, stop.received or "a signal on another process")

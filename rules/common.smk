@@ -54,11 +54,15 @@ SLURM_KEYS = ("cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra"
 
 def slurm_res(rule_name):
     """The SLURM-only resources the config sets for a rule (partition, account, cpus, extra flags), with its GPUs
-    asked per node (`--gpus-per-node`: the plugin reads `gpus` only for the step inside the job)."""
+    asked per node (`--gpus-per-node`: the plugin reads `gpus` only for the step inside the job) and its warning
+    signal (`--signal=TERM@warning_seconds`)."""
     options = {k: v for k, v in config.get("resources", {}).get(rule_name, {}).items() if k in SLURM_KEYS}
     gpus = res(rule_name, "gpus", 0)
     if gpus > 0:
         options["slurm_extra"] = f"{options.get('slurm_extra', '')} --gpus-per-node={gpus}".strip()
+    warning = res(rule_name, "warning_seconds", 0)
+    if warning > 0:  # SIGTERM to the job's steps ahead of the limit: the trainer checkpoints and exits (guard/stop.py)
+        options["slurm_extra"] = f"{options.get('slurm_extra', '')} --signal=TERM@{warning}".strip()
     return options
 
 

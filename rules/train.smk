@@ -119,6 +119,10 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{backbone}}_{{task}}_{{variant}}_seed{{seed}}.tsv"
     threads: res("train", "threads", 1)
+    # a job stopped by its time limit, a preemption or a lost node is resubmitted and resumes from its
+    # checkpoint (default: the profile's retries); by the main snakemake only: the one inside a SLURM job would
+    # rerun the stopped trainer in the same allocation, into the time limit
+    retries: res("train", "resubmissions", None) if workflow.is_main_process else None
     conda:
         "../environment.yml"
     resources:
@@ -127,9 +131,10 @@ rule train:
         gpus=res("train", "gpus", 0),
         **slurm_res("train"),
         **nodes_res("train"),
+    # exec: the trainer, not a shell, gets SLURM's signals; >>: a resubmission appends to the log of the stopped job
     shell:
-        "{params.launcher} guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
-        " --threads {params.threads} --on-config-change restart > {log} 2>&1"
+        "exec {params.launcher} guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
+        " --threads {params.threads} --on-config-change restart >> {log} 2>&1"
 
 
 # Stage 3: the fixed-seed evaluation images of every run (last checkpoint, EMA) and of the base

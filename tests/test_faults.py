@@ -67,7 +67,7 @@ def test_a_signal_stops_the_run_after_its_iteration_with_a_checkpoint(tiny, stra
     resumed = _trainer(tiny, tmp_path, **LONG)
     resumed.run()
     assert resumed.start == 3  # no iteration done twice
-    assert same_logs(straight, tmp_path) == {"resumed_from": ["ckpt-000003"]}
+    assert same_logs(straight, tmp_path) == {"resumed_from": ["ckpt-000003"], "stopped_by": [sig.name]}
     assert signal.getsignal(sig) is signal.SIG_DFL  # the handlers are gone outside the block
 
 

@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,9 @@ import cluster  # noqa: E402
 from test_workflow import ENV, ROOT, TINY  # noqa: E402
 
 pytestmark = pytest.mark.skipif(cluster.missing() is not None, reason=str(cluster.missing()))
+LIMITED_ITERATIONS = 500
+"""Iterations of the time-limit test: 15-20 s of training here. SLURM checks for warnings every 30 s or so, so a
+1-minute job with a 30-s warning gets it 0-30 s after its start and trains for 0-15 s (after a 15-s start-up)."""
 SLURM_ARGS = ["--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"), "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "1"]
 
@@ -58,31 +60,51 @@ def test_tiny_experiment_runs_through_slurm(slurm, tmp_path):
     assert len(submitted) >= 2 + 2 + 3 * 2, (done.stdout + done.stderr)[-3000:]
 
 
-def test_killed_training_job_is_resubmitted_and_resumes(slurm, tmp_path):
+def test_a_job_at_its_time_limit_checkpoints_is_resubmitted_and_ends_as_an_uninterrupted_run(slurm, tmp_path):
+    """A 1-minute job with a warning 30 s ahead (SIGTERM): the trainer stops at an iteration boundary with a
+    checkpoint (exit 75), snakemake resubmits it, and the run resumes there until it is done."""
     config = tmp_path / "long.yaml"
-    config.write_text(TINY.read_text().replace("iterations: 3", "iterations: 400").replace("checkpoint_every: 2", "checkpoint_every: 5")
-                      .replace("eval_every: 1", "eval_every: 100"))
+    config.write_text(TINY.read_text()
+                      .replace("train: {runtime: 5, mem_mb: 1000, gpus: 0, threads: 1}",
+                               "train: {runtime: 1, mem_mb: 1000, gpus: 0, threads: 1, warning_seconds: 30, "
+                               "resubmissions: 8}")
+                      .replace("iterations: 3", f"iterations: {LIMITED_ITERATIONS}")
+                      .replace("checkpoint_every: 2", "checkpoint_every: 100000").replace("eval_every: 1", "eval_every: 200"))
     target = "results/tiny/nano/composition/flowgrpo/seed0/final.json"
-    cmd = ["timeout", "-s", "KILL", "600", sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), target,
-           "--configfile", str(config), *SLURM_ARGS]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    latest = tmp_path / "results/tiny/nano/composition/flowgrpo/seed0/checkpoints/latest"
-    deadline = time.time() + 300
-    while not latest.is_file() and time.time() < deadline:
-        time.sleep(0.2)
-    assert latest.is_file(), "no checkpoint appeared"
-    killed_at = json.loads(latest.read_text())["checkpoint"]
-    subprocess.run(["scancel", "--user", "root", "--name", "*"], check=False)
-    subprocess.run(["scancel", "--user", "root"], check=True)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-3000:]
-    assert (tmp_path / target).is_file()
-    log = (tmp_path / "results/tiny/logs/train/nano_composition_flowgrpo_seed0.log").read_text()
-    assert "resuming" in log and "from ckpt-" in log, log[-2000:]
-    resumed_from = int(log.split("from ckpt-")[1][:6])
-    assert resumed_from >= int(killed_at.removeprefix("ckpt-"))
-    train = [json.loads(line) for line in (tmp_path / "results/tiny/nano/composition/flowgrpo/seed0/train.jsonl").open()]
-    assert [row["iteration"] for row in train] == list(range(400))
+    done = snakemake([target, "--configfile", str(config), "--verbose", *SLURM_ARGS], tmp_path, timeout=900)
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text[-3000:]
+    assert all("--signal=TERM@30" in line for line in text.splitlines() if "sbatch call:" in line and "rule_train" in line)
+    run = tmp_path / target.removesuffix("/final.json")
+    rows = [json.loads(line) for line in (run / "train.jsonl").open()]
+    resumes = [row for row in rows if "resumed_from" in row]
+    # each resubmission resumed at the iteration where the job before stopped on SIGTERM: no iteration redone
+    assert resumes and all(row["resumed_from"] == f"ckpt-{row['iteration']:06d}" and row["stopped_by"] == "SIGTERM"
+                           for row in resumes), resumes
+    stops = [row["iteration"] for row in resumes]
+    jobs = re.findall(r"submitted with SLURM jobid (\d+)", text)
+    # the base model, the stopped train jobs and the last one (configs are local); a job whose warning came before the
+    # trainer started stops with nothing done
+    assert len(jobs) >= 1 + len(stops) + 1
+    states = [subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout for job in jobs[1:]]
+    # the stopped jobs ended before their limit (the trainer's exit 75 fails the job step), not in TIMEOUT
+    assert all("JobState=FAILED" in state for state in states[:-1]), states
+    # the same config, seed and base weights in one uninterrupted process
+    reference = tmp_path / "one"
+    resolved = "results/tiny/configs/nano/composition/flowgrpo.yaml"
+    one = subprocess.run([sys.executable, "-m", "guard.train", "--config", resolved, "--seed", "0", "--out",
+                          str(reference), "--threads", "1"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    straight = [json.loads(line) for line in (reference / "train.jsonl").open()]
+    assert [row["iteration"] for row in rows] == list(range(LIMITED_ITERATIONS))
+    drop = ("resumed_from", "stopped_by")
+    assert [{k: v for k, v in row.items() if not k.startswith("time_") and k not in drop} for row in rows] == \
+        [{k: v for k, v in row.items() if not k.startswith("time_")} for row in straight]
+    for log in ("steps.jsonl", "eval.jsonl"):
+        assert (run / log).read_text() == (reference / log).read_text()
+    assert json.loads((run / "final.json").read_text()) == json.loads((reference / "final.json").read_text())
+    print(f"time limit: {len(stops)} stops after iterations {stops}; {len(jobs)} jobs submitted")
 
 
 def test_a_two_node_training_job_ends_as_the_one_process_run(slurm, tmp_path):

@@ -110,7 +110,7 @@ def test_killed_run_resumes_to_the_same_result(tiny, tmp_path, variant):
     assert same_logs(tmp_path / "a", tmp_path / "b") == {"resumed_from": ["ckpt-000002"]}
 
 
-RESUME_KEYS = ("resumed_from", "damaged")
+RESUME_KEYS = ("resumed_from", "stopped_by", "damaged")
 """train.jsonl's record of a resume, on the first row after it."""
 
 
