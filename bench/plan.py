@@ -6,7 +6,9 @@ writes ``<out>.md`` and ``<out>.json`` and prints the table. FLOPs and memory co
 time from a throughput: the achieved TFLOP/s per phase measured by bench/gpu_check.py where
 ``--throughput`` names its JSON, else ``ASSUMED_TFLOPS`` (printed as assumed). Training jobs: rollout +
 update of every iteration and every training-time evaluation; sampling jobs: the final evaluation
-set; scoring jobs: their configured runtime (metric models are not FLOP-counted).
+set; scoring jobs: their configured runtime (metric models are not FLOP-counted). A training job longer than
+``resources.train.runtime`` less ``warning_seconds`` needs resubmissions that resume from its checkpoint: a note where
+``resubmissions`` (default: the SLURM profile's ``retries``) covers them, a warning where it does not.
 
 ``--pilot results/<pilot>`` adds a power plan: per check of the pilot's claims tables
 (``<backbone>/<task>/tables/claims.csv``), the seeds a decisive verdict would need at the spread the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,23 @@ import yaml
 from snakemake.utils import update_config
 
 from analysis.stats import seeds_needed
-from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, memory_per_gpu, sampling_flops,
-                        text_flops)
+from bench.cost import (architecture, evaluation_flops, evaluations, iteration_flops, lora_key, memory_per_gpu,
+                        parameter_counts, sampling_flops, text_flops)
 from jobs.config import TrainConfig, config_from_dict, grid_settings, resolve_run
 from jobs.sweep import with_sweep
 
 ASSUMED_TFLOPS = 300.0
 """Achieved TFLOP/s per GPU when nothing was measured: an assumption, printed as such."""
+
+ASSUMED_WRITE_GB_S = 0.1
+"""Speed (GB/s) at which a checkpoint is written to the run folder: an assumption (a slow shared file system), printed
+with the warning_seconds it suggests."""
+
+WARNING_STEP = 300
+"""A suggested resources.train.warning_seconds is rounded up to whole multiples of this (5 minutes)."""
+
+PROFILE = Path(__file__).resolve().parents[1] / "workflow" / "profiles" / "slurm" / "config.yaml"
+"""The SLURM profile: its ``retries`` resubmit a stopped training job where resources.train.resubmissions is unset."""
 
 PROMPT_COUNTS = {("geneval", "test"): 2212, ("geneval", "final"): 553, ("ocr", "test"): 1018, ("pickscore", "test"): 2048}
 """Prompts of the public files (measured, README "Data"), used where the configured file is not on this machine."""
@@ -94,6 +107,94 @@ def memory_advice(config: TrainConfig, memory: dict[str, float], limit: float) -
     return f"needs {memory['total']:.0f} GB > {limit:g} GB: try " + "; ".join(advice)
 
 
+@lru_cache(maxsize=None)
+def profile_retries(path: Path = PROFILE) -> int:
+    """The SLURM profile's ``retries`` (0 where it has none or is missing)."""
+    return int((yaml.safe_load(path.read_text()) or {}).get("retries", 0)) if path.is_file() else 0
+
+
+def allowed_resubmissions(experiment: dict[str, Any]) -> int:
+    """How often a stopped training job is resubmitted: resources.train.resubmissions, else the profile's retries."""
+    return int(resource(experiment, "train", "resubmissions", profile_retries()))
+
+
+def checkpoint_seconds(config: TrainConfig, arch: Any) -> float:
+    """Seconds to write one checkpoint: LoRA weights, their EMA and two AdamW moments (fp32) at ASSUMED_WRITE_GB_S."""
+    return parameter_counts(arch, lora_key(config))["lora"] * 4 * 4 / 1e9 / ASSUMED_WRITE_GB_S
+
+
+def lost_seconds(config: TrainConfig, iteration: float, evaluation: float) -> float:
+    """Planned seconds a kill at the limit loses at most: ``checkpoint_every`` iterations, evaluations among them."""
+    return config.checkpoint_every * iteration + math.ceil(config.checkpoint_every / config.eval_every) * evaluation
+
+
+def suggested_warning(stop: float) -> int:
+    """A warning_seconds that covers a stop of ``stop`` seconds: rounded up to whole WARNING_STEPs."""
+    return math.ceil(stop / WARNING_STEP) * WARNING_STEP
+
+
+def needed_resubmissions(seconds: float, usable: float, lost: float = 0.0) -> int | None:
+    """Resubmissions a run of ``seconds`` needs where a job trains ``usable`` seconds and each stop loses ``lost`` of
+    them (ceil(seconds / usable) - 1 where nothing is lost); None where a stopped job keeps nothing."""
+    if seconds <= usable:
+        return 0
+    return math.ceil((seconds - usable) / (usable - lost)) if usable > lost else None
+
+
+def warning_advice(config: TrainConfig, warning: int, limits: dict[str, Any], lost: float) -> str:
+    """Empty where warning_seconds covers the job's longest stop, else what a stop loses and what to set instead."""
+    if warning >= limits["stop_seconds"]:
+        return ""
+    loses = f"loses up to {config.checkpoint_every} iterations ({lost / 3600:.1f} planned h)"
+    why = (f"each stop at the limit {loses}" if not warning else f"warning_seconds {warning} < its longest stop "
+           f"({limits['stop_seconds']:.0f} s), so a stop may be killed before its checkpoint and {loses}")
+    longest = limits["iteration_seconds"] + limits["evaluation_seconds"]
+    return (f"; {why}: set resources.train.warning_seconds to at least {limits['suggested_warning_seconds']} "
+            f"(its longest iteration, {longest:.0f} s with an evaluation at the planned throughput, plus a "
+            f"checkpoint's write, {limits['checkpoint_seconds']:.0f} s at an assumed "
+            f"{ASSUMED_WRITE_GB_S:g} GB/s, rounded up to whole {WARNING_STEP // 60} min)")
+
+
+def time_limit(experiment: dict[str, Any], config: TrainConfig, seconds: float, iteration: float, evaluation: float,
+               checkpoint: float) -> dict[str, Any]:
+    """Resubmissions a training job needs past its runtime and those allowed, with warnings (it fails) and notes (it
+    resumes). A job trains for its runtime less warning_seconds; where warning_seconds does not cover the longest stop
+    (an iteration with an evaluation, then a checkpoint), each stop also loses the work since the last checkpoint.
+    Start-up (loading the models) is not counted."""
+    runtime = resource(experiment, "train", "runtime", 0) * 60
+    warning = resource(experiment, "train", "warning_seconds", 0)
+    allowed, stop = allowed_resubmissions(experiment), iteration + evaluation + checkpoint
+    out = {"resubmissions": 0, "allowed_resubmissions": allowed, "warning_seconds": warning,
+           "iteration_seconds": iteration, "evaluation_seconds": evaluation, "checkpoint_seconds": checkpoint,
+           "stop_seconds": stop, "suggested_warning_seconds": suggested_warning(stop), "warnings": [], "notes": []}
+    if not runtime:
+        return out
+    if warning >= runtime:
+        out["resubmissions"] = None
+        out["warnings"].append(f"resources.train.warning_seconds {warning} >= resources.train.runtime {runtime / 60:g} "
+                               f"min ({runtime:g} s): every job would stop as soon as it starts")
+        return out
+    lost, usable = lost_seconds(config, iteration, evaluation) if warning < stop else 0.0, runtime - warning
+    needed = out["resubmissions"] = needed_resubmissions(seconds, usable, lost)
+    if needed == 0:
+        return out
+    head = f"planned {seconds / 3600:.1f} h > " + (
+        f"resources.train.runtime {runtime / 3600:g} h" if seconds > runtime else
+        f"the {usable / 3600:.1f} h a job of resources.train.runtime {runtime / 3600:g} h trains")
+    if needed is None:
+        out["warnings"].append(f"{head}: will fail: a stopped job keeps nothing (it trains {usable / 3600:.1f} h, a "
+                               f"kill loses up to {lost / 3600:.1f} h)")
+        return out
+    plural, advice = "s" if needed > 1 else "", warning_advice(config, warning, out, lost)
+    if needed <= allowed:
+        out["notes"].append(f"{head}: continues in {needed} resubmission{plural} (of {allowed} allowed), resuming from "
+                            f"its checkpoint (start-up not counted){advice}")
+    else:
+        out["warnings"].append(f"{head}: will fail: needs {needed} resubmission{plural}, {allowed} allowed: set "
+                               f"resources.train.resubmissions: {needed}{advice}")
+    return out
+
+
 def train_job(experiment: dict[str, Any], run: str, config: TrainConfig, throughputs: dict[str, dict[str, Any]],
               limit: float) -> dict[str, Any]:
     arch, source = architecture(config.backbone)
@@ -102,13 +203,13 @@ def train_job(experiment: dict[str, Any], run: str, config: TrainConfig, through
     per_iteration = iteration_flops(config, arch, gpus)
     evaluation = evaluation_flops(config, arch, prompt_count(config.task, "test") * config.eval_per_prompt, gpus)
     memory = memory_per_gpu(config, arch, gpus)
-    seconds = (config.iterations * (per_iteration["rollout"] / throughput["rollout"]
-                                    + per_iteration["update"] / throughput["update"])
-               + evaluations(config) * evaluation / throughput["rollout"]) / 1e12 / gpus
-    runtime = resource(experiment, "train", "runtime", 0) / 60
-    warnings = [w for w in [memory_advice(config, memory, limit),
-                            f"planned {seconds / 3600:.1f} h > resources.train.runtime {runtime:g} h"
-                            if runtime and seconds / 3600 > runtime else ""] if w]
+    iteration_seconds = (per_iteration["rollout"] / throughput["rollout"]
+                         + per_iteration["update"] / throughput["update"]) / 1e12 / gpus
+    evaluation_seconds = evaluation / throughput["rollout"] / 1e12 / gpus
+    seconds = config.iterations * iteration_seconds + evaluations(config) * evaluation_seconds
+    limits = time_limit(experiment, config, seconds, iteration_seconds, evaluation_seconds,
+                        checkpoint_seconds(config, arch))
+    warnings = [w for w in [memory_advice(config, memory, limit)] if w] + limits.pop("warnings")
     return {"rule": "train", "run": run, "gpus": gpus, "iterations": config.iterations,
             "tflop_rollout_per_iteration": per_iteration["rollout"] / 1e12,
             "tflop_update_per_iteration": per_iteration["update"] / 1e12, "tflop_per_evaluation": evaluation / 1e12,
@@ -116,7 +217,7 @@ def train_job(experiment: dict[str, Any], run: str, config: TrainConfig, through
             "memory_gb_without_checkpointing": memory["total_without_checkpointing"],
             "memory_gb_with_checkpointing": memory["total_with_checkpointing"], "memory_parts_gb": memory,
             "wall_hours": seconds / 3600, "gpu_hours": gpus * seconds / 3600, "architecture": source,
-            "throughput": throughput["source"], "warnings": warnings}
+            "throughput": throughput["source"], **limits, "warnings": warnings}
 
 
 def sample_job(experiment: dict[str, Any], run: str, config: TrainConfig,
@@ -165,6 +266,24 @@ def plan(experiment: dict[str, Any], throughput: dict[str, dict[str, Any]], limi
             "total": total}
 
 
+def resubmitted(job: pd.Series) -> str:
+    """A training job's table cell: resubmissions it needs past its runtime (those allowed)."""
+    needed = job["resubmissions"]
+    needed = "never finishes" if needed is None or pd.isna(needed) else int(needed)
+    return f"{needed} ({int(job['allowed_resubmissions'])})"
+
+
+def stop_line(train: list[dict[str, Any]]) -> str:
+    """The longest stop of the training jobs against resources.train.warning_seconds."""
+    job = max(train, key=lambda j: j["stop_seconds"])
+    covers = ("covers it" if job["warning_seconds"] >= job["stop_seconds"] else
+              f"does not cover it; {job['suggested_warning_seconds']} would (rounded up to whole "
+              f"{WARNING_STEP // 60} min)")
+    return (f"longest stop of a training job (its iteration with an evaluation, then a checkpoint at an assumed "
+            f"{ASSUMED_WRITE_GB_S:g} GB/s): {job['stop_seconds']:.0f} s ({job['run']}); "
+            f"resources.train.warning_seconds {job['warning_seconds']} {covers}")
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The plan as a Markdown report: assumptions, the training table, the other jobs and the totals."""
     jobs = pd.DataFrame(result["jobs"])
@@ -172,9 +291,12 @@ def markdown(result: dict[str, Any]) -> str:
     columns = {"run": "run", "gpus": "GPUs", "iterations": "iterations",
                "tflop_rollout_per_iteration": "TFLOP rollout / it", "tflop_update_per_iteration": "TFLOP update / it",
                "tflop_per_evaluation": "TFLOP / eval", "memory_gb_without_checkpointing": "GB/GPU (no ckpt)",
-               "memory_gb_with_checkpointing": "GB/GPU (ckpt)", "wall_hours": "wall h", "gpu_hours": "GPU-hours"}
+               "memory_gb_with_checkpointing": "GB/GPU (ckpt)", "wall_hours": "wall h", "gpu_hours": "GPU-hours",
+               "resubmitted": "resubmissions (allowed)"}
+    train = train.assign(resubmitted=[resubmitted(j) for _, j in train.iterrows()])
     others = jobs[jobs.rule != "train"].groupby("rule")[["gpu_hours", "wall_hours"]].sum()
     warnings = [f"- {j['run']}: {w}" for j in result["jobs"] if j["rule"] == "train" for w in j["warnings"]]
+    notes = [f"- {j['run']}: {n}" for j in result["jobs"] if j["rule"] == "train" for n in j["notes"]]
     t = result["total"]
     return "\n".join([
         f"# Plan of `{result['experiment']}`", "",
@@ -184,6 +306,7 @@ def markdown(result: dict[str, Any]) -> str:
         "## Training jobs", "", train[list(columns)].rename(columns=columns).round(2).to_markdown(index=False), "",
         "## Sampling and scoring jobs (summed)", "", others.round(2).to_markdown(), "",
         "## Warnings", "", *(warnings or ["- none"]), "",
+        "## Notes", "", *notes, f"- {stop_line([j for j in result['jobs'] if j['rule'] == 'train'])}", "",
         "## Total", "",
         f"- GPU-hours: {t['gpu_hours']:.0f} (training {t['train_gpu_hours']:.0f})",
         f"- wall time, one job at a time: {t['wall_hours_one_job_at_a_time']:.1f} h",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -286,3 +287,107 @@ def test_a_pilot_without_claims_tables_fails_naming_the_folder(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         main(["--configfile", str(ROOT / "workflow" / "config" / "lite.yaml"), "--pilot", str(tmp_path)])
+
+
+# ----------------------------------------------------------------------------------------------
+# Time limits: resubmissions past resources.train.runtime (warning_seconds, resubmissions)
+
+def limited(seconds, runtime=60, iteration=10.0, evaluation=50.0, checkpoint=5.0, **train):
+    """bench.plan.time_limit of a job planned at ``seconds`` under resources.train ``runtime`` (minutes) and ``train``;
+    checkpoints every 30 iterations, evaluations every 60; its longest stop is 10 + 50 + 5 = 65 s."""
+    from bench.plan import time_limit
+
+    experiment = {"resources": {"train": {"runtime": runtime, **train}}}
+    return time_limit(experiment, TrainConfig(checkpoint_every=30, eval_every=60), seconds, iteration, evaluation,
+                      checkpoint)
+
+
+def test_a_run_past_its_runtime_needs_the_resubmissions_its_jobs_time_gives():
+    from bench.plan import PROFILE, needed_resubmissions, profile_retries
+
+    # a job of 60 min trains 3600 - 600 = 3000 s: 3 h need 4 jobs, 3 resubmissions; exactly 2 jobs' worth needs 1
+    assert limited(3 * 3600, warning_seconds=600, resubmissions=5)["resubmissions"] == 3
+    assert limited(6000, warning_seconds=600, resubmissions=5)["resubmissions"] == 1
+    assert limited(3000, warning_seconds=600)["resubmissions"] == 0
+    # under the runtime but past runtime - warning_seconds: stopped once all the same
+    assert limited(3300, warning_seconds=600)["resubmissions"] == 1
+    assert needed_resubmissions(10_800, 3000) == 3 and needed_resubmissions(10_800, 3000, lost=1000) == 4
+    # resubmissions unset: the SLURM profile's retries
+    retries = yaml.safe_load(PROFILE.read_text())["retries"]
+    assert limited(3 * 3600, warning_seconds=600)["allowed_resubmissions"] == retries == profile_retries() == 2
+
+
+def test_a_run_its_resubmissions_cover_is_a_note_and_one_they_do_not_a_warning():
+    from bench.plan import markdown
+
+    covered = limited(3 * 3600, warning_seconds=600, resubmissions=3)
+    assert not covered["warnings"] and covered["notes"] == [
+        "planned 3.0 h > resources.train.runtime 1 h: continues in 3 resubmissions (of 3 allowed), resuming from its "
+        "checkpoint (start-up not counted)"]
+    short = limited(3 * 3600, warning_seconds=600, resubmissions=2)
+    assert not short["notes"] and short["warnings"] == [
+        "planned 3.0 h > resources.train.runtime 1 h: will fail: needs 3 resubmissions, 2 allowed: set "
+        "resources.train.resubmissions: 3"]
+    # rendered: the note under Notes, not among the Warnings (which say none)
+    job = {"rule": "train", "run": "sd35/ocr/flowgrpo/seed0", "gpus": 8, "iterations": 100,
+           "tflop_rollout_per_iteration": 1.0, "tflop_update_per_iteration": 1.0, "tflop_per_evaluation": 1.0,
+           "memory_gb_without_checkpointing": 1.0, "memory_gb_with_checkpointing": 1.0, "wall_hours": 3.0,
+           "gpu_hours": 24.0, "throughput": "assumed", **covered}
+    total = {"gpu_hours": 24.0, "train_gpu_hours": 24.0, "wall_hours_one_job_at_a_time": 3.0,
+             "wall_hours_all_jobs_in_parallel": 3.0, "gpus_all_jobs_in_parallel": 8}
+    text = markdown({"experiment": "x", "gpu_memory_gb": 80, "jobs": [job], "total": total})
+    warnings, notes = text.split("## Warnings")[1].split("## Notes")
+    assert warnings.strip() == "- none" and "continues in 3 resubmissions" in notes
+    assert "| 3 (3)" in text.split("## Warnings")[0]  # the table's resubmissions (allowed)
+    assert "65 s (sd35/ocr/flowgrpo/seed0); resources.train.warning_seconds 600 covers it" in notes
+
+
+def test_without_warning_seconds_each_stop_loses_its_iterations_since_the_checkpoint():
+    # killed at the limit: up to 30 iterations and the evaluation among them are lost, 30 x 10 + 50 = 350 s a stop,
+    # so a job keeps 3250 s; the last one trains its full hour: ceil((7200 - 3600) / 3250) = 2 (1 without the loss)
+    limits = limited(2 * 3600, resubmissions=2)
+    assert limits["resubmissions"] == 2 and not limits["warnings"]
+    assert limits["notes"] == [
+        "planned 2.0 h > resources.train.runtime 1 h: continues in 2 resubmissions (of 2 allowed), resuming from its "
+        "checkpoint (start-up not counted); each stop at the limit loses up to 30 iterations (0.1 planned h): set "
+        "resources.train.warning_seconds to at least 300 (its longest iteration, 60 s with an evaluation at the "
+        "planned throughput, plus a checkpoint's write, 5 s at an assumed 0.1 GB/s, rounded up to whole 5 min)"]
+    assert limited(3600)["resubmissions"] == 0 and not limited(3600)["notes"]  # never stopped: nothing lost
+    # warning_seconds shorter than the longest stop (65 s): a stop may still be killed before its checkpoint
+    early = limited(2 * 3600, warning_seconds=30, resubmissions=2)
+    assert "warning_seconds 30 < its longest stop (65 s)" in early["notes"][0] and early["resubmissions"] == 2
+    assert "loses" not in limited(2 * 3600, warning_seconds=65, resubmissions=2)["notes"][0]
+
+
+def test_warning_seconds_of_the_whole_runtime_is_flagged():
+    for warning in (3600, 4000):  # runtime 60 min
+        limits = limited(600, warning_seconds=warning)
+        assert limits["resubmissions"] is None and not limits["notes"]
+        assert limits["warnings"] == [f"resources.train.warning_seconds {warning} >= resources.train.runtime 60 min "
+                                      f"(3600 s): every job would stop as soon as it starts"]
+    assert not limited(600, warning_seconds=3000)["warnings"]  # 600 s left: enough for this job
+
+
+def test_the_paper_grids_longest_pickscore_runs_plan_as_resumed():
+    """paper.yaml's SD3.5-M PickScore Flow-GRPO runs (48.9 h against a 48 h runtime) continue in one resubmission of
+    the profile's two; its warning_seconds covers their longest stop, and without it the note says what a stop loses."""
+    from bench.plan import load_throughput, train_job
+    from jobs.config import config_from_dict, resolve_run
+
+    paper = yaml.safe_load((ROOT / "workflow" / "config" / "paper.yaml").read_text())
+    assert paper["resources"]["train"]["warning_seconds"] > 0 and "resubmissions" not in paper["resources"]["train"]
+
+    def planned(experiment, variant):
+        config = config_from_dict(resolve_run(experiment, variant, "sd35/pickscore"))
+        return train_job(experiment, f"sd35/pickscore/{variant}/seed0", config, load_throughput(None), 80.0)
+
+    for variant in ("flowgrpo", "flowgrpo_public"):
+        job = planned(paper, variant)
+        assert job["wall_hours"] > 48 and job["resubmissions"] == 1 and job["allowed_resubmissions"] == 2
+        assert not job["warnings"] and job["notes"] == [
+            "planned 48.9 h > resources.train.runtime 48 h: continues in 1 resubmission (of 2 allowed), resuming from "
+            "its checkpoint (start-up not counted)"]
+        assert job["stop_seconds"] < paper["resources"]["train"]["warning_seconds"]
+    train = {**paper["resources"]["train"], "warning_seconds": 0}
+    unwarned = {**paper, "resources": {**paper["resources"], "train": train}}
+    assert "each stop at the limit loses up to 30 iterations" in planned(unwarned, "flowgrpo")["notes"][0]
