@@ -410,6 +410,14 @@ class Trainer:
             append_jsonl(self.out / "logratios.jsonl", hist_rows)
 
 
+def lost_process(err: RuntimeError, timeout: int, out: Path) -> str:
+    """The one-line error of a multi-process run whose collective failed: a process hung or gone (a lost node)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (f"a collective with the other processes failed ({first}): a process or node died, or hung longer than "
+            f"collective_timeout ({timeout} s); the checkpoints in {out / 'checkpoints'} are kept: resubmit the job "
+            "(on any number of nodes) to resume from the last one")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m guard.train --config CONFIG --out DIR [--variant V] [--seed N] [--iterations N]``."""
     parser = job_parser(__doc__, "YAML file with TrainConfig keys, or an experiment file (see --variant)")
@@ -455,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
             return STOPPED_EXIT
         except (ConfigError, NonFiniteLossError, FileNotFoundError, ServiceError, CheckpointError) as err:
             parser.exit(2, f"error: {err}\n")
+        except RuntimeError as err:
+            if processes.world == 1:
+                raise
+            parser.exit(3, f"error: {lost_process(err, config.collective_timeout, Path(args.out))}\n")
     if processes.is_main:
         print(json.dumps(final))
     return 0 if all(math.isfinite(v) for v in final.values() if isinstance(v, float)) else 1

@@ -5,19 +5,27 @@ This file is also the worker that the launches run (``__main__``): each process 
 of CASES into ``<out>/<case>`` with ``Processes.launched()`` (on two machines: MACHINE_RUNS); the
 tests train the same cases in this process alone and compare. A process group on the CPU needs
 ``--multi_gpu`` (torchrun); ``accelerate launch --cpu --num_processes 2`` starts a single process.
+
+A lost machine: ``python -m guard.train`` on two machines, one of them frozen or killed mid-run; the other exits
+within ``collective_timeout`` and one process resumes the run.
 """
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from eval.prompts.draw import KRepeatSampler
@@ -281,6 +289,135 @@ def test_shards_are_contiguous_equal_blocks_of_samples():
     assert mine.tolist() == [True, False, True, True] and local.tolist() == [1, 5, 0]
     with pytest.raises(ConfigError, match="prompts_per_iteration' x 'group_size' \\(3 x 3 = 9 samples\\)"):
         sample_shard(3, 3, 0, 2)
+
+
+LOST_TIMEOUT = 15
+"""``collective_timeout`` (s) of the lost-node runs: above the few seconds one process may wait at the start for a
+slower one (two launches sharing 2 busy cores), and short, since the survivor waits it out."""
+LOST_MARGIN = 10
+"""Seconds the survivor (worker and launcher) may take past ``LOST_TIMEOUT``: its collective times out, it raises,
+tears down its interpreter, and its launcher notices (0.1 s polls) and exits. Measured 1.4-2.7 s on 2 busy cores
+(a killed node: 1.2-3.4 s in all): some 4x headroom, and far below any library default (gloo's 30 min)."""
+
+
+def progress(run: Path) -> tuple[list[int], int]:
+    """The iterations of ``run``'s finished checkpoints and the number of rows in its train.jsonl."""
+    done = sorted(int(p.name.removeprefix("ckpt-")) for p in (run / "checkpoints").glob("ckpt-" + "[0-9]" * 6))
+    log = run / "train.jsonl"
+    return done, len(log.read_text().splitlines()) if log.is_file() else 0
+
+
+def without_times(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("time_")}
+
+
+def end_launches(launchers: list[subprocess.Popen]) -> None:
+    """Kill what is left of each launch (launcher and workers), stopped or not."""
+    for launcher in launchers:
+        try:
+            tree = [psutil.Process(launcher.pid), *psutil.Process(launcher.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for process in tree:
+            try:
+                process.kill()
+                process.send_signal(signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                pass
+        launcher.wait()
+
+
+@pytest.mark.parametrize("lost", ["stopped", "killed"])
+def test_the_survivors_of_a_lost_machine_exit_and_one_process_resumes_the_run(weights, tmp_path, lost):
+    """``python -m guard.train`` on two machines; mid-run, machine 1 is lost: frozen (SIGSTOP: a power loss or
+    a network partition, its connections stay open) or killed (its connections reset). Machine 0 must exit on its
+    own, non-zero and saying why: a frozen peer after ``collective_timeout``, a killed one at once. The same command
+    on one process then resumes from the last checkpoint and ends as an uninterrupted one-process run."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**BASE, "iterations": 10, "collective_timeout": LOST_TIMEOUT,
+                                      "backbone": {"name": "nano", "weights": str(weights), "pretrain": TINY},
+                                      "task": {"reward": "composition", "gold": {"n_per_prompt": 300}}}))
+    train = ["-m", "guard.train", "--config", str(config), "--threads", "1", "--out"]
+    run, port = tmp_path / "run", str(free_port())
+    logs = [tmp_path / f"machine-{rank}.log" for rank in (0, 1)]
+    launchers, reference = [], None
+    try:
+        try:
+            for rank, log in enumerate(logs):
+                with log.open("w") as sink:
+                    launchers.append(subprocess.Popen(
+                        [*LAUNCH, "--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip",
+                         "127.0.0.1", "--main_process_port", port, *train, str(run)],
+                        cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT))
+            # mid-run: a checkpoint written and an iteration logged after it (2 processes take ~1 s an iteration)
+            deadline = time.monotonic() + 300
+            while not ((done := progress(run))[0] and done[1] > done[0][-1]):
+                assert all(launcher.poll() is None for launcher in launchers), logs[0].read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint within 300 s"
+                time.sleep(0.05)
+            # each machine: its launcher (torch's elastic agent) and its worker (psutil: a dependency of accelerate)
+            machines = [[psutil.Process(launcher.pid), *psutil.Process(launcher.pid).children(recursive=True)]
+                        for launcher in launchers]
+            assert all(len(machine) >= 2 for machine in machines), machines
+            for process in machines[1]:
+                process.send_signal(signal.SIGSTOP if lost == "stopped" else signal.SIGKILL)
+            lost_at = time.monotonic()
+            if lost == "stopped":  # meanwhile, the uninterrupted one-process run of the same config
+                reference = subprocess.Popen([sys.executable, *train, str(tmp_path / "one")], cwd=ROOT, env=ENV,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                launchers[0].wait(timeout=LOST_TIMEOUT + LOST_MARGIN)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"machine 0 still runs {LOST_TIMEOUT + LOST_MARGIN} s after machine 1 was {lost} "
+                            f"(collective_timeout {LOST_TIMEOUT} s)")
+            exited = time.monotonic() - lost_at
+            survivor = logs[0].read_text()
+            assert launchers[0].returncode != 0, survivor[-3000:]
+            assert not any(p.is_running() for p in machines[0][1:]), "machine 0's worker outlived its launcher"
+            if lost == "stopped":  # the survivor waited out its collective (it may have entered it a step earlier)
+                assert exited > LOST_TIMEOUT - 2, survivor[-3000:]
+                assert f"Timed out waiting {LOST_TIMEOUT * 1000}ms" in survivor, survivor[-3000:]
+            else:  # the peer's connections reset: no wait
+                assert exited < LOST_TIMEOUT, survivor[-3000:]
+                assert re.search("Connection (reset|closed) by peer", survivor), survivor[-3000:]
+            assert "guard.train FAILED" in survivor  # the launcher names the failed worker
+            assert ("error: a collective with the other processes failed" in survivor
+                    and f"collective_timeout ({LOST_TIMEOUT} s)" in survivor and "resubmit the job" in survivor)
+        finally:  # the lost machine (stopped or not) and anything left of machine 0
+            end_launches(launchers)
+        print(f"machine 1 {lost}: machine 0 exited after {exited:.1f} s (rc {launchers[0].returncode})")
+        if lost == "killed":  # the run folder is that of a stopped machine 1: its resume is tested there
+            return
+        assert not (run / "final.json").exists()
+        logged = progress(run)[1]
+        # the same command on one process resumes the run from its last checkpoint and finishes it
+        resumed = subprocess.run([sys.executable, *train, str(run)], cwd=ROOT, env=ENV, capture_output=True,
+                                 text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        start = int(re.search(rf"resuming {re.escape(str(run))} from ckpt-\d+ at iteration (\d+)", resumed.stdout)[1])
+        assert 0 < start <= logged < 10
+        print(f"resumed at iteration {start}: {logged - start} logged iteration(s) redone")
+        _, err = reference.communicate(timeout=300)
+        assert reference.returncode == 0, err[-3000:]
+    finally:
+        if reference is not None and reference.poll() is None:
+            reference.kill()
+            reference.wait()
+    # the same rows but for wall-clock times: those before the checkpoint come from 2 processes, whose gradient sums
+    # round differently (as in assert_same_run), and the rest continue from their weights
+    for name, iterations, rel in (("train.jsonl", range(10), 1e-5), ("eval.jsonl", range(0, 11, 2), 1e-4)):
+        a, b = rows(tmp_path / "one" / name), rows(run / name)
+        assert [r["iteration"] for r in b] == [r["iteration"] for r in a] == list(iterations)
+        for r1, r2 in zip(a, b):
+            r2 = without_times(r2)
+            if r2["iteration"] == start and name == "train.jsonl":  # the first row after a resume names its checkpoint
+                assert r2.pop("resumed_from", f"ckpt-{start:06d}") == f"ckpt-{start:06d}"
+            assert r2 == pytest.approx(without_times(r1), rel=rel, abs=1e-6), (name, r2["iteration"])
+    assert json.loads((run / "final.json").read_text()) == pytest.approx(
+        json.loads((tmp_path / "one" / "final.json").read_text()), rel=1e-4, abs=1e-6)
+    checkpoint = "checkpoints/ckpt-000010/model.safetensors"
+    a, b = load_file(tmp_path / "one" / checkpoint), load_file(run / checkpoint)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
 
 
 def on_machines(weights: Path, out: Path, processes: Processes) -> None:
