@@ -19,6 +19,12 @@ STOPPED_EXIT = 75
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
+AGENT_PREFIX = "trap '' TERM; exec env PET_SIGNALS_TO_HANDLE=SIGINT,SIGHUP,SIGQUIT"
+"""Shell words before ``accelerate launch`` (torchrun's agent) in a SLURM job: SLURM signals every process of the job
+step, and the agent would answer SIGTERM by killing its workers 30 s later, amid an iteration; with SIGTERM ignored
+(the workers set their own handler) it waits until they have checkpointed and exited. PET_SIGNALS_TO_HANDLE is
+torchrun's --signals-to-handle (default SIGTERM,SIGINT,SIGHUP,SIGQUIT)."""
+
 
 class Stopped(Exception):
     """The run stopped after ``iteration`` iterations on a signal; its checkpoint of that iteration is written."""

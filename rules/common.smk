@@ -5,6 +5,7 @@ import re
 import yaml
 
 from guard.backbones import ADAPTER_BACKBONES
+from guard.stop import AGENT_PREFIX
 from jobs.config import config_from_dict, grid_settings, resolve_run
 from jobs.sweep import sweep_points, swept_entries, with_sweep
 from eval.prompts.records import task_files
@@ -67,15 +68,16 @@ def slurm_res(rule_name):
 
 
 def train_launcher(nodes, gpus, cpus):
-    """How a training job starts `-m guard.train`: one process per GPU (guard/distributed.py); several nodes are one
-    run through workflow/scripts/train_nodes.sh (srun: an `accelerate launch` per node of `cpus` CPUs, one process
-    per node without GPUs)."""
+    """How a training job starts `-m guard.train`, replacing the job's shell (the trainer gets SLURM's signals,
+    guard/stop.py): one process per GPU (guard/distributed.py); several nodes are one run through
+    workflow/scripts/train_nodes.sh (srun: an `accelerate launch` per node of `cpus` CPUs, one process per node
+    without GPUs)."""
     if nodes > 1:
         script = os.path.join(workflow.basedir, "workflow", "scripts", "train_nodes.sh")
-        return f"{script} {nodes} {max(1, gpus)} {cpus} {gpus} -m"
+        return f"exec {script} {nodes} {max(1, gpus)} {cpus} {gpus} -m"
     if gpus > 1:
-        return f"accelerate launch --multi_gpu --num_processes {gpus} --num_machines 1 --mixed_precision no -m"
-    return "python -m"
+        return f"{AGENT_PREFIX} accelerate launch --multi_gpu --num_processes {gpus} --num_machines 1 --mixed_precision no -m"
+    return "exec python -m"
 
 
 def nodes_res(rule_name):

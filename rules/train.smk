@@ -131,10 +131,10 @@ rule train:
         gpus=res("train", "gpus", 0),
         **slurm_res("train"),
         **nodes_res("train"),
-    # exec: the trainer, not a shell, gets SLURM's signals; >>: a resubmission appends to the log of the stopped job
+    # the launcher execs: the trainer, not a shell, gets SLURM's signals
     shell:
-        "exec {params.launcher} guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
-        " --threads {params.threads} --on-config-change restart >> {log} 2>&1"
+        "{params.launcher} guard.train --config {input.config} --seed {wildcards.seed} --out {params.out}"
+        " --threads {params.threads} --on-config-change restart > {log} 2>&1"
 
 
 # Stage 3: the fixed-seed evaluation images of every run (last checkpoint, EMA) and of the base

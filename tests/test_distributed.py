@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 from eval.prompts.draw import KRepeatSampler
 from eval.tasks import build_task
 from guard.backbones.nano import NanoBackbone, NanoConfig, load_or_pretrain
+from guard.stop import AGENT_PREFIX
 from guard.distributed import Processes, Shard, sample_shard
 from guard.train import NonFiniteLossError, Trainer
 from jobs.config import ConfigError, TrainConfig
@@ -289,6 +290,33 @@ def test_shards_are_contiguous_equal_blocks_of_samples():
     assert mine.tolist() == [True, False, True, True] and local.tolist() == [1, 5, 0]
     with pytest.raises(ConfigError, match="prompts_per_iteration' x 'group_size' \\(3 x 3 = 9 samples\\)"):
         sample_shard(3, 3, 0, 2)
+
+
+def test_a_sigterm_to_every_process_of_a_launch_stops_it_at_an_iteration_boundary(weights, tmp_path):
+    """SLURM signals every process of a job step: with guard.stop.AGENT_PREFIX (as the train rule starts an
+    `accelerate launch`) the launcher ignores SIGTERM instead of killing its workers 30 s later, and the workers finish
+    their iteration, checkpoint and exit 75."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**BASE, "iterations": 100, "eval_every": 100, "checkpoint_every": 100,
+                                      "backbone": {"name": "nano", "weights": str(weights), "pretrain": TINY},
+                                      "task": {"reward": "composition", "gold": {"n_per_prompt": 300}}}))
+    run = tmp_path / "run"
+    launch = " ".join([*LAUNCH, "--main_process_port", str(free_port()), "-m", "guard.train", "--config", str(config),
+                       "--threads", "1", "--out", str(run)])
+    proc = subprocess.Popen(["bash", "-c", f"{AGENT_PREFIX} {launch}"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    train = run / "train.jsonl"
+    deadline = time.monotonic() + 240
+    while not (train.is_file() and train.read_text().count("\n") >= 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for process in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+        process.send_signal(signal.SIGTERM)  # the launcher and both workers, as slurmstepd signals a step
+    output, _ = proc.communicate(timeout=120)
+    done = train.read_text().count("\n")
+    assert f"stopped by SIGTERM after iteration {done}: checkpoint ckpt-{done:06d} written" in output, output[-3000:]
+    assert "death signal" not in output, output[-3000:]  # the agent did not shut its workers down
+    assert "exitcode  : 75" in output, output[-3000:]  # they exited on their own, with the trainer's code
+    assert [d.name for d in (run / "checkpoints").glob("ckpt-*")] == [f"ckpt-{done:06d}"]
 
 
 LOST_TIMEOUT = 15

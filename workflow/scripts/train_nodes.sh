@@ -29,6 +29,9 @@ exec srun --nodes "$nodes" --ntasks "$nodes" --ntasks-per-node 1 --cpus-per-task
     first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -1)
     address=$(scontrol show node "$first" | grep -o "NodeAddr=[^ ]*" | cut -d= -f2)
     echo "train_nodes.sh: node $SLURM_NODEID ($SLURMD_NODENAME) of $0, rendezvous at $address:$1" >&2
+    # SLURM signals every process of the step: the agent ignores SIGTERM and waits for its workers to checkpoint
+    trap "" TERM
+    export PET_SIGNALS_TO_HANDLE=SIGINT,SIGHUP,SIGQUIT
     exec accelerate launch --multi_gpu --num_machines "$0" --machine_rank "$SLURM_NODEID" \
         --main_process_ip "$address" --main_process_port "$1" --num_processes $(($0 * $2)) \
         --mixed_precision no --dynamo_backend no "${@:3}"' "$nodes" "$port" "$procs" "$@"
