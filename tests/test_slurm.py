@@ -9,12 +9,14 @@ Status queries use squeue: without slurmdbd, sacct fails and the plugin's sacct 
 """
 
 import json
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "slurm"))
@@ -23,9 +25,27 @@ import cluster  # noqa: E402
 from test_workflow import ENV, ROOT, TINY  # noqa: E402
 
 pytestmark = pytest.mark.skipif(cluster.missing() is not None, reason=str(cluster.missing()))
-LIMITED_ITERATIONS = 500
-"""Iterations of the time-limit test: 15-20 s of training here. SLURM checks for warnings every 30 s or so, so a
-1-minute job with a 30-s warning gets it 0-30 s after its start and trains for 0-15 s (after a 15-s start-up)."""
+TRAINING_SECONDS = 25
+"""Training time of the time-limit test's run. SLURM checks for warnings every 30 s or so, so a 1-minute job with a
+30-s warning gets it at most 30 s after its start, some 15 s after the trainer's start-up: 25 s of training need
+two jobs or more (three or four seen)."""
+
+
+def iterations_lasting(seconds: float, folder: Path) -> int:
+    """How many iterations of the tiny config train for ``seconds`` on this machine (measured on 100 of them)."""
+    config = yaml.safe_load(TINY.read_text())
+    train = {**config["train"], "iterations": 100, "eval_every": 1000, "checkpoint_every": 1000, "variant": "flowgrpo"}
+    train["backbone"] = {**train["backbone"], "weights": str(folder / "nano.safetensors")}
+    path = folder / "calibrate.yaml"
+    path.write_text(yaml.safe_dump(train))
+    done = subprocess.run([sys.executable, "-m", "guard.train", "--config", str(path), "--out", str(folder / "run"),
+                           "--threads", "1"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (folder / "run" / "train.jsonl").open()]
+    per_iteration = sum(row["time_sample"] + row["time_reward"] + row["time_update"] for row in rows) / len(rows)
+    return math.ceil(seconds / per_iteration)
+
+
 SLURM_ARGS = ["--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"), "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "1"]
 
@@ -63,12 +83,14 @@ def test_tiny_experiment_runs_through_slurm(slurm, tmp_path):
 def test_a_job_at_its_time_limit_checkpoints_is_resubmitted_and_ends_as_an_uninterrupted_run(slurm, tmp_path):
     """A 1-minute job with a warning 30 s ahead (SIGTERM): the trainer stops at an iteration boundary with a
     checkpoint (exit 75), snakemake resubmits it, and the run resumes there until it is done."""
+    (tmp_path / "calibrate").mkdir()
+    iterations = iterations_lasting(TRAINING_SECONDS, tmp_path / "calibrate")
     config = tmp_path / "long.yaml"
     config.write_text(TINY.read_text()
                       .replace("train: {runtime: 5, mem_mb: 1000, gpus: 0, threads: 1}",
                                "train: {runtime: 1, mem_mb: 1000, gpus: 0, threads: 1, warning_seconds: 30, "
                                "resubmissions: 8}")
-                      .replace("iterations: 3", f"iterations: {LIMITED_ITERATIONS}")
+                      .replace("iterations: 3", f"iterations: {iterations}")
                       .replace("checkpoint_every: 2", "checkpoint_every: 100000").replace("eval_every: 1", "eval_every: 200"))
     target = "results/tiny/nano/composition/flowgrpo/seed0/final.json"
     done = snakemake([target, "--configfile", str(config), "--verbose", *SLURM_ARGS], tmp_path, timeout=900)
@@ -97,14 +119,14 @@ def test_a_job_at_its_time_limit_checkpoints_is_resubmitted_and_ends_as_an_unint
                          timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     straight = [json.loads(line) for line in (reference / "train.jsonl").open()]
-    assert [row["iteration"] for row in rows] == list(range(LIMITED_ITERATIONS))
+    assert [row["iteration"] for row in rows] == list(range(iterations))
     drop = ("resumed_from", "stopped_by")
     assert [{k: v for k, v in row.items() if not k.startswith("time_") and k not in drop} for row in rows] == \
         [{k: v for k, v in row.items() if not k.startswith("time_")} for row in straight]
     for log in ("steps.jsonl", "eval.jsonl"):
         assert (run / log).read_text() == (reference / log).read_text()
     assert json.loads((run / "final.json").read_text()) == json.loads((reference / "final.json").read_text())
-    print(f"time limit: {len(stops)} stops after iterations {stops}; {len(jobs)} jobs submitted")
+    print(f"time limit: {len(stops)} stops after iterations {stops} of {iterations}; {len(jobs)} jobs submitted")
 
 
 def test_a_two_node_training_job_ends_as_the_one_process_run(slurm, tmp_path):
